@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Mailwright runs its TypeScript sources directly (Node 24 strips types); no build step.
+import '../src/cli.ts';

@@ -1,0 +1,173 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Everything the process reads from its environment, validated once and frozen. */
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  appUrl: string;
+  secretKey: string;
+  smtpUrl: string | undefined;
+  logLevel: string;
+  bodyLimitBytes: number;
+  defaultPlan: string;
+  signupEnabled: boolean;
+  oauth: Readonly<{
+    google: OAuthProviderConfig | undefined;
+    github: OAuthProviderConfig | undefined;
+  }>;
+}>;
+
+export type OAuthProviderConfig = Readonly<{
+  clientId: string;
+  clientSecret: string;
+  authorizeUrl: string;
+  tokenUrl: string;
+  userInfoUrl: string;
+  emailsUrl?: string;
+}>;
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const PLANS = ['free', 'pro', 'ultra', 'enterprise'];
+
+/**
+ * Reads the operator contract's variables. Every problem is reported together so an operator fixes
+ * their environment in one go. With the embedded database, a missing SECRET_KEY is generated once and
+ * kept in DATA_DIR; with PostgreSQL it must be given, since several processes must share it.
+ */
+export function loadConfig(env: Env = process.env, options: { persistSecret?: boolean } = {}): Config {
+  const problems: string[] = [];
+  const str = (name: string) => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, fallback: number, min: number, max: number) => {
+    const raw = str(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const url = (name: string, protocols: string[]) => {
+    const raw = str(name);
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) {
+        problems.push(`${name} must use ${protocols.join(' or ')} (got "${u.protocol}")`);
+      }
+      return raw;
+    } catch {
+      problems.push(`${name} is not a valid URL`);
+      return undefined;
+    }
+  };
+  const bool = (name: string, fallback: boolean) => {
+    const raw = str(name);
+    if (raw === undefined) return fallback;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+
+  const port = int('PORT', 8000, 0, 65535);
+  const host = str('HOST') ?? '127.0.0.1';
+  const dataDir = path.resolve(str('DATA_DIR') ?? './data');
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const appUrl = (url('APP_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  const smtpUrl = url('SMTP_URL', ['smtp:', 'smtps:']);
+  const logLevel = str('LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);
+  }
+  const bodyLimitBytes = int('BODY_LIMIT_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024);
+  const defaultPlan = str('DEFAULT_PLAN') ?? 'free';
+  if (!PLANS.includes(defaultPlan)) problems.push(`DEFAULT_PLAN must be one of ${PLANS.join(', ')}`);
+  const signupEnabled = bool('SIGNUP_ENABLED', true);
+
+  let secretKey = str('SECRET_KEY');
+  if (secretKey !== undefined && secretKey.length < 32) {
+    problems.push('SECRET_KEY must be at least 32 characters');
+  }
+  if (secretKey === undefined && databaseUrl !== undefined) {
+    problems.push('SECRET_KEY is required when DATABASE_URL is set (every process must share it)');
+  }
+
+  const provider = (prefix: string, defaults: Omit<OAuthProviderConfig, 'clientId' | 'clientSecret'>) => {
+    const clientId = str(`${prefix}_CLIENT_ID`);
+    const clientSecret = str(`${prefix}_CLIENT_SECRET`);
+    if (!clientId && !clientSecret) return undefined;
+    if (!clientId || !clientSecret) {
+      problems.push(`${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET must be set together`);
+      return undefined;
+    }
+    return Object.freeze({
+      clientId,
+      clientSecret,
+      authorizeUrl: url(`${prefix}_AUTHORIZE_URL`, ['http:', 'https:']) ?? defaults.authorizeUrl,
+      tokenUrl: url(`${prefix}_TOKEN_URL`, ['http:', 'https:']) ?? defaults.tokenUrl,
+      userInfoUrl: url(`${prefix}_USERINFO_URL`, ['http:', 'https:']) ?? defaults.userInfoUrl,
+      ...(defaults.emailsUrl
+        ? { emailsUrl: url(`${prefix}_EMAILS_URL`, ['http:', 'https:']) ?? defaults.emailsUrl }
+        : {}),
+    });
+  };
+  const google = provider('GOOGLE', {
+    authorizeUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
+    tokenUrl: 'https://oauth2.googleapis.com/token',
+    userInfoUrl: 'https://openidconnect.googleapis.com/v1/userinfo',
+  });
+  const github = provider('GITHUB', {
+    authorizeUrl: 'https://github.com/login/oauth/authorize',
+    tokenUrl: 'https://github.com/login/oauth/access_token',
+    userInfoUrl: 'https://api.github.com/user',
+    emailsUrl: 'https://api.github.com/user/emails',
+  });
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  if (secretKey === undefined) secretKey = embeddedSecret(dataDir, options.persistSecret ?? true);
+
+  return Object.freeze({
+    port,
+    host,
+    dataDir,
+    databaseUrl,
+    appUrl,
+    secretKey,
+    smtpUrl,
+    logLevel,
+    bodyLimitBytes,
+    defaultPlan,
+    signupEnabled,
+    oauth: Object.freeze({ google, github }),
+  });
+}
+
+/** The embedded install's secret: generated on first start and kept beside the database. */
+function embeddedSecret(dataDir: string, persist: boolean): string {
+  if (!persist) return randomBytes(32).toString('base64url');
+  const file = path.join(dataDir, 'secret_key');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  return secret;
+}

@@ -1,0 +1,34 @@
+import { createAccountService } from './accounts/accounts.ts';
+import { createTeamService } from './accounts/team.ts';
+import { createApiKeyService } from './auth/api-keys.ts';
+import { createJwtCodec } from './auth/jwt.ts';
+import { createAuthenticator } from './auth/principal.ts';
+import { createSessionService } from './auth/sessions.ts';
+import { createBrandService } from './brands/brands.ts';
+import type { Deps } from './deps.ts';
+import { createOAuthService } from './oauth/oauth.ts';
+import { createRateLimiter } from './rate-limit.ts';
+import { createUserService } from './users/users.ts';
+
+/** Every domain service, built once from the same dependencies. Transports call only these. */
+export function createServices(deps: Deps) {
+  const jwt = createJwtCodec(deps.config.secretKey, () => deps.clock.now());
+  const limiter = createRateLimiter(deps);
+  const brands = createBrandService(deps);
+  const accounts = createAccountService(deps, brands);
+  const sessions = createSessionService(deps, jwt, limiter);
+  return {
+    deps,
+    limiter,
+    auth: createAuthenticator(deps, jwt),
+    sessions,
+    users: createUserService(deps),
+    apiKeys: createApiKeyService(deps),
+    brands,
+    accounts,
+    team: createTeamService(deps, accounts),
+    oauth: createOAuthService(deps, sessions),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;

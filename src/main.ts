@@ -1,0 +1,54 @@
+import { pino } from 'pino';
+import { buildApp } from './app.ts';
+import { type Config, loadConfig } from './config.ts';
+import { createServices } from './domain/services.ts';
+import { startWorkers } from './jobs/runner.ts';
+import { systemClock } from './lib/clock.ts';
+import { migrate, openDatabase } from './store/db.ts';
+
+export type ServeOptions = { worker: boolean; http: boolean };
+
+/**
+ * The composition root: config → database → migrations → services → HTTP app → workers → signals.
+ * Shutdown is two-phase: stop accepting (HTTP close, workers stop claiming), drain, then close the
+ * database.
+ */
+export async function serve(options: ServeOptions, config: Config = loadConfig()): Promise<void> {
+  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  await migrate(handle.db);
+  const log = pino({
+    level: config.logLevel,
+    redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+  });
+  const services = createServices({ db: handle.db, clock: systemClock, config, log });
+  const app = options.http ? await buildApp({ config, services, db: handle.db, logger: log }) : undefined;
+  const workers = options.worker ? startWorkers(services.deps) : undefined;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    try {
+      await Promise.all([app?.close(), workers?.stop()]);
+      await handle.close();
+    } finally {
+      clearTimeout(force);
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  if (app) {
+    await app.listen({ port: config.port, host: config.host });
+    log.info(
+      { url: config.appUrl, docs: `${config.appUrl}/docs`, engine: handle.engine },
+      'mailwright is listening',
+    );
+  } else {
+    log.info({ engine: handle.engine }, 'mailwright worker started');
+  }
+}

@@ -1,0 +1,90 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import * as m001 from './migrations/001-foundation.ts';
+import { PgliteDialect } from './pglite-dialect.ts';
+import type { Database } from './schema.ts';
+
+export type Db = Kysely<Database>;
+export type Engine = 'pglite' | 'postgres';
+
+/** An open database and how to close it. */
+export type DbHandle = { db: Db; engine: Engine; close(): Promise<void> };
+
+export type OpenOptions = {
+  /** PostgreSQL connection string; without it the embedded PGlite is used. */
+  databaseUrl?: string | undefined;
+  /** PGlite data directory; omitted means in memory (tests). */
+  dataDir?: string | undefined;
+  /** PostgreSQL schema to use as search_path (tests isolate themselves in one). */
+  schema?: string | undefined;
+  /** Pool size for PostgreSQL. */
+  poolSize?: number;
+};
+
+// int8 counts and sums come back as strings by default; ours fit in a double.
+const INT8 = 20;
+const parseInt8 = (value: string) => Number(value);
+
+/** Opens the embedded or the PostgreSQL database. Does not migrate. */
+export async function openDatabase(options: OpenOptions): Promise<DbHandle> {
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+          if (oid === INT8) return parseInt8;
+          return pg.types.getTypeParser(oid, format as 'text');
+        }) as typeof pg.types.getTypeParser,
+      },
+    });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { db, engine: 'postgres', close: () => db.destroy() };
+  }
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const pglite = new PGlite(options.dataDir, {
+    parsers: { [INT8]: parseInt8 },
+  });
+  await pglite.waitReady;
+  const db = new Kysely<Database>({ dialect: new PgliteDialect(pglite) });
+  return { db, engine: 'pglite', close: () => db.destroy() };
+}
+
+/** Every migration, in order. Forward-only: a released migration is never edited, only followed. */
+const MIGRATIONS: Record<string, Migration> = {
+  '001-foundation': m001,
+};
+
+/**
+ * Applies pending migrations. Kysely's migrator holds a PostgreSQL advisory lock for the whole run,
+ * so two processes starting together on one database apply each migration exactly once.
+ */
+export async function migrate(db: Db): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => MIGRATIONS },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** True when the database answers a trivial query. */
+export async function ping(db: Db): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Encodes a value for a jsonb column. */
+export function json(value: unknown): string {
+  return JSON.stringify(value);
+}

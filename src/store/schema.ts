@@ -1,0 +1,163 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** A timestamp: read as Date, written as Date or ISO string, defaulted by the database. */
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+/** jsonb: read as the parsed value, written as a JSON string (see `json()` in store helpers). */
+type Json<T> = ColumnType<T, string | undefined, string>;
+
+export type JsonObject = Record<string, unknown>;
+
+export type UsersTable = {
+  id: Generated<number>;
+  email: string;
+  first_name: string | null;
+  last_name: string | null;
+  mobile: string | null;
+  country_code: string | null;
+  admin: Generated<boolean>;
+  password_hash: string | null;
+  last_account_id: number | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type UserIdentitiesTable = {
+  id: Generated<number>;
+  user_id: number;
+  provider: string;
+  provider_uid: string;
+  email: string | null;
+  created_at: Timestamp;
+};
+
+export type AccountsTable = {
+  id: Generated<number>;
+  name: string;
+  avatar: string | null;
+  banner: string | null;
+  plan: string;
+  safe_mode_enabled: Generated<boolean>;
+  wallet_balance_cents: Generated<number>;
+  auto_topup: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type Role = 'owner' | 'admin' | 'member';
+
+export type MembershipsTable = {
+  id: Generated<number>;
+  account_id: number;
+  user_id: number;
+  role: Role;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type InvitesTable = {
+  id: Generated<number>;
+  account_id: number;
+  email: string;
+  role: 'admin' | 'member';
+  token: string;
+  invited_by_user_id: number | null;
+  accepted_by_user_id: number | null;
+  accepted_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+  expires_at: Timestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type BrandLink = { url: string; icon?: string | null; title?: string | null };
+
+export type BrandsTable = {
+  id: Generated<number>;
+  sid: string;
+  account_id: number;
+  is_default: Generated<boolean>;
+  public_key: string;
+  brand_color: string | null;
+  text_color: string | null;
+  bg_color: string | null;
+  font_heading: string | null;
+  font_body: string | null;
+  style_notes: string | null;
+  tone: string | null;
+  company_description: string | null;
+  industry: string | null;
+  example_copy: Json<string[]>;
+  default_header: Json<JsonObject>;
+  default_footer: Json<JsonObject>;
+  default_theme: Json<JsonObject>;
+  physical_address: string | null;
+  company_name: string | null;
+  source_url: string | null;
+  last_scraped_at: NullableTimestamp;
+  links: Json<BrandLink[]>;
+  logo: string | null;
+  email_from_name: string | null;
+  email_from_email: string | null;
+  email_reply_to: string | null;
+  test_email_recipients: Json<string[]>;
+  onboarding_state: Json<JsonObject>;
+  setup_center_state: Json<JsonObject>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type ApiKeysTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  created_by_user_id: number | null;
+  name: string;
+  mode: 'live' | 'test';
+  prefix: string;
+  key_hash: string;
+  last_used_at: NullableTimestamp;
+  created_at: Timestamp;
+};
+
+export type RevokedTokensTable = { jti: string; expires_at: Timestamp };
+
+export type RateLimitCountersTable = {
+  key: string;
+  window_start: Timestamp;
+  count: Generated<number>;
+  expires_at: Timestamp;
+};
+
+export type UsageResource = 'email' | 'sms' | 'ai' | 'validation';
+
+export type UsageCountersTable = {
+  account_id: number;
+  resource: UsageResource;
+  /** 'YYYY-MM' */
+  period: string;
+  used: Generated<number>;
+};
+
+/** Every table, as Kysely sees it. Column names are the API's snake_case end to end. */
+export type Database = {
+  users: UsersTable;
+  user_identities: UserIdentitiesTable;
+  accounts: AccountsTable;
+  memberships: MembershipsTable;
+  invites: InvitesTable;
+  brands: BrandsTable;
+  api_keys: ApiKeysTable;
+  revoked_tokens: RevokedTokensTable;
+  rate_limit_counters: RateLimitCountersTable;
+  usage_counters: UsageCountersTable;
+};
+
+export type User = Selectable<UsersTable>;
+export type Account = Selectable<AccountsTable>;
+export type Membership = Selectable<MembershipsTable>;
+export type Invite = Selectable<InvitesTable>;
+export type Brand = Selectable<BrandsTable>;
+export type BrandInsert = Insertable<BrandsTable>;
+export type BrandUpdate = Updateable<BrandsTable>;
+export type ApiKey = Selectable<ApiKeysTable>;
