@@ -6,6 +6,7 @@ import type { Config } from './config.ts';
 import type { Services } from './domain/services.ts';
 import { registerAuthentication } from './http/plugins/auth.ts';
 import { registerErrorHandling } from './http/plugins/errors.ts';
+import { registerValidation } from './http/plugins/validation.ts';
 import { accountRoutes, planRoutes } from './http/routes/account.ts';
 import { apiKeyRoutes } from './http/routes/api-keys.ts';
 import { logoutRoute, publicAuthRoutes } from './http/routes/auth.ts';
@@ -50,7 +51,6 @@ export async function buildApp(deps: AppDeps) {
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
-    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
@@ -73,6 +73,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
 
   registerErrorHandling(app);
+  registerValidation(app);
 
   // Every authenticated route documents the bearer requirement.
   app.addHook('onRoute', (route) => {

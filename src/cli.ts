@@ -7,7 +7,7 @@ import { isValidEmail, normalizeEmail } from './lib/email.ts';
 import { serve } from './main.ts';
 import { accountsOfUser } from './store/accounts.ts';
 import { findDefaultBrand } from './store/brands.ts';
-import { migrate, openDatabase } from './store/db.ts';
+import { embeddedDir, migrate, openDatabase } from './store/db.ts';
 import { findUserByEmail } from './store/users.ts';
 
 const USAGE = `Usage: mailwright <command> [options]
@@ -61,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
       console.error(error.message);
       return 78;
     }
-    console.error(error instanceof Error ? error.message : String(error));
+    console.error(error instanceof Error ? error.message : error);
     return 1;
   }
 }
@@ -70,7 +70,7 @@ async function withDb<T>(fn: (db: Awaited<ReturnType<typeof openDatabase>>['db']
   const config = loadConfig();
   const handle = await openDatabase({
     databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
+    dataDir: embeddedDir(config),
     poolSize: 2,
   });
   try {

@@ -4,7 +4,7 @@ import { type Config, loadConfig } from './config.ts';
 import { createServices } from './domain/services.ts';
 import { startWorkers } from './jobs/runner.ts';
 import { systemClock } from './lib/clock.ts';
-import { migrate, openDatabase } from './store/db.ts';
+import { embeddedDir, migrate, openDatabase } from './store/db.ts';
 
 export type ServeOptions = { worker: boolean; http: boolean };
 
@@ -14,7 +14,7 @@ export type ServeOptions = { worker: boolean; http: boolean };
  * database.
  */
 export async function serve(options: ServeOptions, config: Config = loadConfig()): Promise<void> {
-  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const handle = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: embeddedDir(config) });
   await migrate(handle.db);
   const log = pino({
     level: config.logLevel,

@@ -26,15 +26,15 @@ export async function deleteAccount(db: Db, id: number): Promise<void> {
   await db.deleteFrom('accounts').where('id', '=', id).execute();
 }
 
-/** The accounts a user belongs to with their role there, oldest membership first. */
+/** The accounts a user belongs to with their role there, in the order they joined. */
 export function accountsOfUser(db: Db, userId: number): Promise<(Account & { role: Role })[]> {
+  // The serial id is the join order; created_at may come from different clocks (app or database).
   return db
     .selectFrom('memberships')
     .innerJoin('accounts', 'accounts.id', 'memberships.account_id')
     .selectAll('accounts')
     .select('memberships.role')
     .where('memberships.user_id', '=', userId)
-    .orderBy('memberships.created_at')
     .orderBy('memberships.id')
     .execute();
 }
@@ -49,10 +49,10 @@ export function findMembership(db: Db, accountId: number, userId: number): Promi
     .executeTakeFirst();
 }
 
-/** Adds a user to an account. */
+/** Adds a user to an account; timestamps default to the database clock when omitted. */
 export function insertMembership(
   db: Db,
-  values: { account_id: number; user_id: number; role: Role },
+  values: { account_id: number; user_id: number; role: Role; created_at?: Date; updated_at?: Date },
 ): Promise<Membership> {
   return db.insertInto('memberships').values(values).returningAll().executeTakeFirstOrThrow();
 }

@@ -1,5 +1,13 @@
 import type { Db } from './db.ts';
-import type { Brand, BrandInsert, BrandUpdate } from './schema.ts';
+import type { Account, Brand, BrandInsert, BrandUpdate } from './schema.ts';
+
+/**
+ * Locks the account row for the rest of the transaction. Brand create and delete take it first so
+ * that two concurrent requests cannot both pass the plan limit or both delete the second-last brand.
+ */
+export function lockAccountForBrands(db: Db, accountId: number): Promise<Account | undefined> {
+  return db.selectFrom('accounts').selectAll().where('id', '=', accountId).forUpdate().executeTakeFirst();
+}
 
 /** Inserts a brand. */
 export function insertBrand(db: Db, values: BrandInsert): Promise<Brand> {
@@ -10,7 +18,7 @@ export function insertBrand(db: Db, values: BrandInsert): Promise<Brand> {
  * An account's brand by its sid, or by its numeric id (older SDK builds address brands by id).
  * Scoped by account: another account's brand is simply not found.
  */
-export function findBrand(db: Db, accountId: number, sidOrId: string): Promise<Brand | undefined> {
+function selectBrand(db: Db, accountId: number, sidOrId: string) {
   const numeric = /^\d{1,9}$/.test(sidOrId) ? Number(sidOrId) : undefined;
   return db
     .selectFrom('brands')
@@ -20,8 +28,17 @@ export function findBrand(db: Db, accountId: number, sidOrId: string): Promise<B
       numeric === undefined
         ? eb('sid', '=', sidOrId)
         : eb.or([eb('sid', '=', sidOrId), eb('id', '=', numeric)]),
-    )
-    .executeTakeFirst();
+    );
+}
+
+/** An account's brand by sid or numeric id. */
+export function findBrand(db: Db, accountId: number, sidOrId: string): Promise<Brand | undefined> {
+  return selectBrand(db, accountId, sidOrId).executeTakeFirst();
+}
+
+/** An account's brand by sid or numeric id, locked for the rest of the transaction. */
+export function findBrandForUpdate(db: Db, accountId: number, sidOrId: string): Promise<Brand | undefined> {
+  return selectBrand(db, accountId, sidOrId).forUpdate().executeTakeFirst();
 }
 
 /** An account's brand by id. */

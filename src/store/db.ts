@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -26,6 +27,11 @@ export type OpenOptions = {
 // int8 counts and sums come back as strings by default; ours fit in a double.
 const INT8 = 20;
 const parseInt8 = (value: string) => Number(value);
+
+/** Where the embedded database lives inside DATA_DIR (beside the generated secret key). */
+export function embeddedDir(config: { dataDir: string }): string {
+  return path.join(config.dataDir, 'pglite');
+}
 
 /** Opens the embedded or the PostgreSQL database. Does not migrate. */
 export async function openDatabase(options: OpenOptions): Promise<DbHandle> {

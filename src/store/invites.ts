@@ -11,6 +11,8 @@ export function insertInvite(
     token: string;
     invited_by_user_id: number | null;
     expires_at: Date;
+    created_at: Date;
+    updated_at: Date;
   },
 ): Promise<Invite> {
   return db.insertInto('invites').values(values).returningAll().executeTakeFirstOrThrow();

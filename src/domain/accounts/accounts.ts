@@ -11,10 +11,14 @@ import type { Db } from '../../store/db.ts';
 import { pendingInvites } from '../../store/invites.ts';
 import type { Account, Role } from '../../store/schema.ts';
 import { usageSummary } from '../../store/usage.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { BrandService, BrandView } from '../brands/brands.ts';
 import type { Deps } from '../deps.ts';
 import { can } from './permissions.ts';
 import { allowanceFor, type PlanResource, planBySlug, usagePeriod } from './plans.ts';
+
+/** Who is asking, as far as account access goes (a subset of the auth principal). */
+export type Caller = Pick<Principal, 'kind' | 'user' | 'account' | 'role'>;
 
 /** The billing block: plan, allowances and usage this month, lifetime counters. */
 export async function billingView(db: Db, account: Account, now: Date) {
@@ -90,6 +94,11 @@ export function createAccountService(deps: Deps, brands: BrandService) {
     };
   }
 
+  async function listForUser(userId: number) {
+    const rows = await accountsOfUser(db, userId);
+    return Promise.all(rows.map(({ role, ...account }) => view(account, role)));
+  }
+
   return {
     /** The full Account of the API for a member with `role`. */
     view,
@@ -102,9 +111,15 @@ export function createAccountService(deps: Deps, brands: BrandService) {
     },
 
     /** Every account the user belongs to, each with the user's role there. */
-    async listForUser(userId: number) {
-      const rows = await accountsOfUser(db, userId);
-      return Promise.all(rows.map(({ role, ...account }) => view(account, role)));
+    listForUser,
+
+    /**
+     * The accounts a caller may reach: all of a signed-in user's, but only its own for an API key,
+     * which is pinned to one account and must not reveal its creator's other accounts.
+     */
+    async accessible(caller: Caller) {
+      if (caller.kind === 'api_key') return caller.account ? [await view(caller.account, caller.role)] : [];
+      return listForUser(caller.user.id);
     },
 
     /** Renames the account or changes its images. */

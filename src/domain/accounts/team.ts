@@ -3,7 +3,6 @@ import { AppError, ErrorCollector, invalid, notFound } from '../../lib/errors.ts
 import { randomBase62 } from '../../lib/ids.ts';
 import {
   deleteMembership,
-  findAccountById,
   findMembership,
   findMembershipView,
   insertMembership,
@@ -20,10 +19,10 @@ import {
   markInviteAccepted,
   markInviteRevoked,
 } from '../../store/invites.ts';
-import type { Invite, Role } from '../../store/schema.ts';
+import type { Account, Invite, Role } from '../../store/schema.ts';
 import { findUserByEmail, updateUser } from '../../store/users.ts';
 import type { Deps } from '../deps.ts';
-import type { AccountService } from './accounts.ts';
+import type { AccountService, Caller } from './accounts.ts';
 import { teamSummary } from './accounts.ts';
 
 /** Invites are valid for 7 days. */
@@ -96,7 +95,13 @@ export async function acceptInviteFor(trx: Db, token: string, userId: number, no
       'Invite is no longer pending',
       'invite_invalid',
     );
-  await insertMembership(trx, { account_id: invite.account_id, user_id: userId, role: invite.role });
+  await insertMembership(trx, {
+    account_id: invite.account_id,
+    user_id: userId,
+    role: invite.role,
+    created_at: now,
+    updated_at: now,
+  });
   await updateUser(trx, userId, { last_account_id: invite.account_id, updated_at: now });
   return accepted;
 }
@@ -112,14 +117,15 @@ export function createTeamService(deps: Deps, accounts: AccountService) {
   }
 
   return {
-    /** Account, members, invites and the caller's other accounts. */
-    async team(accountId: number, userId: number, role: Role) {
+    /** The caller's account, its members and invites, and the accounts the caller may reach. */
+    async team(caller: Caller & { account: Account }) {
       const now = clock.now();
+      const accountId = caller.account.id;
       const [account, memberships, invites, accessible] = await Promise.all([
-        accounts.get(accountId, role),
+        accounts.get(accountId, caller.role),
         listMemberships(db, accountId),
         listInvites(db, accountId),
-        accounts.listForUser(userId),
+        accounts.accessible(caller),
       ]);
       return {
         account,
@@ -209,6 +215,8 @@ export function createTeamService(deps: Deps, accounts: AccountService) {
           token: randomBase62(32),
           invited_by_user_id: invitedBy,
           expires_at: new Date(now.getTime() + INVITE_TTL_MS),
+          created_at: now,
+          updated_at: now,
         });
         return inviteView(invite, now);
       });
@@ -230,9 +238,8 @@ export function createTeamService(deps: Deps, accounts: AccountService) {
     async accept(userId: number, token: string) {
       const now = clock.now();
       const invite = await db.transaction().execute(async (trx) => {
-        const account = await findInviteByToken(trx, token);
-        if (!account) throw notFound('Invite');
-        if (!(await findAccountById(trx, account.account_id))) throw notFound('Invite');
+        // Here the token is the path's resource id, so an unknown one is a 404 (signup names the field).
+        if (!(await findInviteByToken(trx, token))) throw notFound('Invite');
         return acceptInviteFor(trx, token, userId, now);
       });
       return inviteView(invite, now);

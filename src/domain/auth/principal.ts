@@ -51,7 +51,7 @@ export function createAuthenticator(deps: Deps, jwt: JwtCodec) {
       (key.created_by_user_id ? await findUserById(db, key.created_by_user_id) : undefined) ??
       (await ownerOf(account.id));
     if (!user) return undefined;
-    void touchApiKey(db, key.id, clock.now()).catch(() => {});
+    await touchApiKey(db, key.id, clock.now());
     return { kind: 'api_key', user, account, brand, role: 'admin', apiKeyId: key.id, apiKeyMode: key.mode };
   }
 

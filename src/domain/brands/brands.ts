@@ -7,8 +7,10 @@ import {
   deleteBrand,
   ensureDefaultBrand,
   findBrand,
+  findBrandForUpdate,
   insertBrand,
   listBrandsOfAccounts,
+  lockAccountForBrands,
   updateBrand,
 } from '../../store/brands.ts';
 import type { Db } from '../../store/db.ts';
@@ -329,9 +331,11 @@ export function createBrandService(deps: Deps) {
     /** One brand row of the account by sid or numeric id, or 404. */
     load,
 
-    /** All brands of an account. */
-    async list(accountId: number) {
-      return views(await listBrandsOfAccounts(db, [accountId]));
+    /** One page of an account's brands, oldest first, with the total. */
+    async list(accountId: number, limit: number, offset: number) {
+      // Brands per account are few (plan-limited), so the page is cut in memory.
+      const all = await listBrandsOfAccounts(db, [accountId]);
+      return { items: await views(all.slice(offset, offset + limit)), total: all.length };
     },
 
     /** One brand. */
@@ -342,17 +346,26 @@ export function createBrandService(deps: Deps) {
     /** Creates a brand within the plan's brand limit. */
     async create(accountId: number, input: BrandInput) {
       const values = validateBrandInput(input);
-      const account = await findAccountById(db, accountId);
-      if (!account) throw notFound('Account');
-      const limit = planBySlug(account.plan).brand_limit;
-      if (limit !== null && (await countBrands(db, accountId)) >= limit) {
-        throw new AppError('validation', `Your plan allows ${limit} brands`, {
-          errorCode: 'brand_limit_reached',
-          validationErrors: { base: [`brand limit of ${limit} reached`] },
+      const now = clock.now();
+      const brand = await db.transaction().execute(async (trx) => {
+        const account = await lockAccountForBrands(trx, accountId);
+        if (!account) throw notFound('Account');
+        const limit = planBySlug(account.plan).brand_limit;
+        if (limit !== null && (await countBrands(trx, accountId)) >= limit) {
+          throw new AppError('validation', `Your plan allows ${limit} brands`, {
+            errorCode: 'brand_limit_reached',
+            validationErrors: { base: [`brand limit of ${limit} reached`] },
+          });
+        }
+        const row = await insertBrand(trx, {
+          ...newBrandValues(accountId, false),
+          ...(values as object),
+          created_at: now,
+          updated_at: now,
         });
-      }
-      const brand = await insertBrand(db, { ...newBrandValues(accountId, false), ...(values as object) });
-      await ensureDefaultBrand(db, accountId);
+        await ensureDefaultBrand(trx, accountId);
+        return row;
+      });
       return (await views([brand]))[0]!;
     },
 
@@ -369,6 +382,7 @@ export function createBrandService(deps: Deps) {
       const brand = await load(accountId, sidOrId);
       const view = (await views([brand]))[0]!;
       await db.transaction().execute(async (trx) => {
+        await lockAccountForBrands(trx, accountId);
         if ((await countBrands(trx, accountId)) <= 1) {
           throw new AppError('validation', 'An account must keep at least one brand', {
             errorCode: 'last_brand',
@@ -395,15 +409,20 @@ export function createBrandService(deps: Deps) {
       step: OnboardingStep,
       metadata?: JsonObject,
     ) {
-      const brand = await load(accountId, sidOrId);
-      const state = { ...(brand.onboarding_state as JsonObject) };
-      if (!state[step]) state[step] = { completed_at: clock.now().toISOString(), ...(metadata ?? {}) };
-      const updated = await updateBrand(db, accountId, brand.id, {
-        onboarding_state: json(state),
-        updated_at: clock.now(),
+      // The state is read, changed and written back under a row lock so concurrent steps all stick.
+      const updated = await db.transaction().execute(async (trx) => {
+        const brand = await findBrandForUpdate(trx, accountId, sidOrId);
+        if (!brand) throw notFound('Brand');
+        const state = { ...(brand.onboarding_state as JsonObject) };
+        // Metadata cannot overwrite the completion time.
+        if (!state[step]) state[step] = { ...(metadata ?? {}), completed_at: clock.now().toISOString() };
+        return (await updateBrand(trx, accountId, brand.id, {
+          onboarding_state: json(state),
+          updated_at: clock.now(),
+        }))!;
       });
-      const facts = (await brandFacts(db, [updated!])).get(brand.id)!;
-      return onboardingView(updated!, facts);
+      const facts = (await brandFacts(db, [updated])).get(updated.id)!;
+      return onboardingView(updated, facts);
     },
 
     /** The brand's setup center. */
@@ -427,27 +446,31 @@ export function createBrandService(deps: Deps) {
           validationErrors: { base: ['provide exactly one of seen, dismissed or card'] },
         });
       }
-      const brand = await load(accountId, sidOrId);
-      const state = { ...(brand.setup_center_state as JsonObject) } as {
-        seen?: boolean;
-        dismissed?: boolean;
-        cards?: Record<string, unknown>;
-      };
-      if (input.seen !== undefined) state.seen = input.seen;
-      if (input.dismissed !== undefined) state.dismissed = input.dismissed;
-      if (input.card !== undefined) {
-        state.cards = {
-          ...(state.cards ?? {}),
-          [input.card]: { acknowledged_at: clock.now().toISOString(), metadata: input.metadata ?? {} },
+      // Read-modify-write under a row lock so concurrent card acknowledgements all stick.
+      const updated = await db.transaction().execute(async (trx) => {
+        const brand = await findBrandForUpdate(trx, accountId, sidOrId);
+        if (!brand) throw notFound('Brand');
+        const state = { ...(brand.setup_center_state as JsonObject) } as {
+          seen?: boolean;
+          dismissed?: boolean;
+          cards?: Record<string, unknown>;
         };
-      }
-      const updated = await updateBrand(db, accountId, brand.id, {
-        setup_center_state: json(state),
-        updated_at: clock.now(),
+        if (input.seen !== undefined) state.seen = input.seen;
+        if (input.dismissed !== undefined) state.dismissed = input.dismissed;
+        if (input.card !== undefined) {
+          state.cards = {
+            ...(state.cards ?? {}),
+            [input.card]: { acknowledged_at: clock.now().toISOString(), metadata: input.metadata ?? {} },
+          };
+        }
+        return (await updateBrand(trx, accountId, brand.id, {
+          setup_center_state: json(state),
+          updated_at: clock.now(),
+        }))!;
       });
       const account = await findAccountById(db, accountId);
-      const facts = (await brandFacts(db, [updated!])).get(brand.id)!;
-      return setupCenterView(updated!, facts, account?.plan ?? 'free');
+      const facts = (await brandFacts(db, [updated])).get(updated.id)!;
+      return setupCenterView(updated, facts, account?.plan ?? 'free');
     },
   };
 }

@@ -56,7 +56,7 @@ export function accountRoutes(app: TypedApp, services: Services): void {
         tags: ['Account'],
         operationId: 'deleteAccount',
         querystring: Type.Object({ confirm: Type.Optional(Type.Boolean()) }),
-        response: { 204: NoContent, ...errors(400, 401, 403, 404) },
+        response: { 204: NoContent, ...errors(400, 401, 403, 404, 422) },
       },
     },
     async (request, reply) => {
@@ -76,12 +76,14 @@ export function accountRoutes(app: TypedApp, services: Services): void {
       config: { allowNoAccount: true },
       schema: {
         summary: 'List accessible accounts',
+        description:
+          'Every account of the signed-in user, each with the caller’s role there. An API key sees only its own account.',
         tags: ['Account'],
         operationId: 'listAccounts',
         response: { 200: Type.Array(ref(Account)), ...errors(401) },
       },
     },
-    async (request) => services.accounts.listForUser(request.principal.user.id),
+    async (request) => services.accounts.accessible(request.principal),
   );
 }
 

@@ -1,5 +1,6 @@
 import Type from 'typebox';
 import type { Services } from '../../domain/services.ts';
+import { pageRequest, paginate } from '../pagination.ts';
 import { tenant } from '../plugins/auth.ts';
 import {
   Brand,
@@ -10,7 +11,7 @@ import {
   SetupCenterBody,
   SidParams,
 } from '../schemas/brand.ts';
-import { AUTHED_ERRORS, errors, ref } from '../schemas/common.ts';
+import { AUTHED_ERRORS, errors, PageQuery, ref } from '../schemas/common.ts';
 import type { TypedApp } from '../typed.ts';
 
 /**
@@ -32,10 +33,19 @@ export function brandRoutes(app: TypedApp, services: Services): void {
           ...common,
           summary: deprecated ? 'List brands (alias)' : 'List brands',
           operationId: op('listBrands'),
-          response: { 200: Type.Array(ref(Brand)), ...errors(401, 403, 404) },
+          querystring: PageQuery,
+          response: { 200: Type.Array(ref(Brand)), ...errors(401, 403, 404, 422) },
         },
       },
-      async (request) => services.brands.list(tenant(request).account.id),
+      async (request, reply) => {
+        const page = pageRequest(request.query, 100);
+        const { items, total } = await services.brands.list(
+          tenant(request).account.id,
+          page.limit,
+          page.offset,
+        );
+        return paginate(reply, page, items, total);
+      },
     );
 
     app.post(

@@ -17,10 +17,7 @@ export function teamRoutes(app: TypedApp, services: Services): void {
         response: { 200: TeamView, ...errors(401, 403, 404) },
       },
     },
-    async (request) => {
-      const p = tenant(request);
-      return services.team.team(p.account.id, p.user.id, p.role);
-    },
+    async (request) => services.team.team(tenant(request)),
   );
 
   app.get(
