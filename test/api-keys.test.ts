@@ -5,7 +5,12 @@ import { bearer, createKey, describeEachEngine, ISO_DATE, signup } from './helpe
 describeEachEngine('api keys', (ctx) => {
   test('POST /v1/my/api_keys returns the secret once, with every field', async () => {
     const s = await signup(ctx().app);
-    const res = await ctx().app.inject({ method: 'POST', url: '/v1/my/api_keys', headers: s.auth, payload: { name: 'CI' } });
+    const res = await ctx().app.inject({
+      method: 'POST',
+      url: '/v1/my/api_keys',
+      headers: s.auth,
+      payload: { name: 'CI' },
+    });
     assert.equal(res.statusCode, 201);
     const key = res.json();
     assert.equal(typeof key.id, 'number');
@@ -29,7 +34,12 @@ describeEachEngine('api keys', (ctx) => {
 
   test('test-mode keys start with nskey_test_', async () => {
     const s = await signup(ctx().app);
-    const res = await ctx().app.inject({ method: 'POST', url: '/v1/my/api_keys', headers: s.auth, payload: { name: 'sandbox', mode: 'test' } });
+    const res = await ctx().app.inject({
+      method: 'POST',
+      url: '/v1/my/api_keys',
+      headers: s.auth,
+      payload: { name: 'sandbox', mode: 'test' },
+    });
     assert.equal(res.statusCode, 201);
     assert.match(res.json().key, /^nskey_test_[0-9A-Za-z]{32,}$/);
   });
@@ -50,26 +60,46 @@ describeEachEngine('api keys', (ctx) => {
   test('a deleted key stops working at once', async () => {
     const s = await signup(ctx().app);
     const key = await createKey(ctx().app, s);
-    const [listed] = (await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers: s.auth })).json();
-    const del = await ctx().app.inject({ method: 'DELETE', url: `/v1/my/api_keys/${listed.id}`, headers: s.auth });
+    const [listed] = (
+      await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers: s.auth })
+    ).json();
+    const del = await ctx().app.inject({
+      method: 'DELETE',
+      url: `/v1/my/api_keys/${listed.id}`,
+      headers: s.auth,
+    });
     assert.equal(del.statusCode, 204);
     assert.equal(del.body, '');
     const after = await ctx().app.inject({ method: 'GET', url: '/v1/my/account', headers: bearer(key) });
     assert.equal(after.statusCode, 401);
     assert.equal(after.json().error, true);
-    const again = await ctx().app.inject({ method: 'DELETE', url: `/v1/my/api_keys/${listed.id}`, headers: s.auth });
+    const again = await ctx().app.inject({
+      method: 'DELETE',
+      url: `/v1/my/api_keys/${listed.id}`,
+      headers: s.auth,
+    });
     assert.equal(again.statusCode, 404);
   });
 
   test('validation: name is required and cannot be blank', async () => {
     const s = await signup(ctx().app);
     for (const payload of [{}, { name: '' }, { name: 'x', mode: 'prod' }]) {
-      const res = await ctx().app.inject({ method: 'POST', url: '/v1/my/api_keys', headers: s.auth, payload });
+      const res = await ctx().app.inject({
+        method: 'POST',
+        url: '/v1/my/api_keys',
+        headers: s.auth,
+        payload,
+      });
       assert.equal(res.statusCode, 422, JSON.stringify(payload));
       assert.equal(res.json().code, 422);
       assert.ok(Object.keys(res.json().validation_errors).length > 0);
     }
-    const blank = await ctx().app.inject({ method: 'POST', url: '/v1/my/api_keys', headers: s.auth, payload: { name: '   ' } });
+    const blank = await ctx().app.inject({
+      method: 'POST',
+      url: '/v1/my/api_keys',
+      headers: s.auth,
+      payload: { name: '   ' },
+    });
     assert.equal(blank.statusCode, 422);
     assert.deepEqual(Object.keys(blank.json().validation_errors), ['name']);
   });
@@ -88,8 +118,15 @@ describeEachEngine('api keys', (ctx) => {
 
   test('401 without a token and with a bad one', async () => {
     for (const headers of [{}, bearer('nskey_live_doesnotexist0000000000000000000000')]) {
-      assert.equal((await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers })).statusCode, 401);
-      assert.equal((await ctx().app.inject({ method: 'POST', url: '/v1/my/api_keys', headers, payload: { name: 'x' } })).statusCode, 401);
+      assert.equal(
+        (await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers })).statusCode,
+        401,
+      );
+      assert.equal(
+        (await ctx().app.inject({ method: 'POST', url: '/v1/my/api_keys', headers, payload: { name: 'x' } }))
+          .statusCode,
+        401,
+      );
     }
   });
 
@@ -97,10 +134,19 @@ describeEachEngine('api keys', (ctx) => {
     const a = await signup(ctx().app);
     const b = await signup(ctx().app);
     const keyA = await createKey(ctx().app, a);
-    const [listedA] = (await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers: a.auth })).json();
-    const res = await ctx().app.inject({ method: 'DELETE', url: `/v1/my/api_keys/${listedA.id}`, headers: b.auth });
+    const [listedA] = (
+      await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers: a.auth })
+    ).json();
+    const res = await ctx().app.inject({
+      method: 'DELETE',
+      url: `/v1/my/api_keys/${listedA.id}`,
+      headers: b.auth,
+    });
     assert.equal(res.statusCode, 404);
-    assert.equal((await ctx().app.inject({ method: 'GET', url: '/v1/my/user', headers: bearer(keyA) })).statusCode, 200);
+    assert.equal(
+      (await ctx().app.inject({ method: 'GET', url: '/v1/my/user', headers: bearer(keyA) })).statusCode,
+      200,
+    );
     const listB = (await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys', headers: b.auth })).json();
     assert.equal(listB.length, 0, "B does not see A's keys");
   });
@@ -115,10 +161,18 @@ describeEachEngine('api keys', (ctx) => {
     assert.equal(p1.headers['x-page-number'], '1');
     assert.equal(p1.headers['x-next-page'], '2');
     assert.equal(p1.headers['x-prev-page'], undefined);
-    const p2 = await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys?page=2&per=2', headers: s.auth });
+    const p2 = await ctx().app.inject({
+      method: 'GET',
+      url: '/v1/my/api_keys?page=2&per=2',
+      headers: s.auth,
+    });
     assert.equal(p2.headers['x-next-page'], '3');
     assert.equal(p2.headers['x-prev-page'], '1');
-    const p3 = await ctx().app.inject({ method: 'GET', url: '/v1/my/api_keys?page=3&per_page=2', headers: s.auth });
+    const p3 = await ctx().app.inject({
+      method: 'GET',
+      url: '/v1/my/api_keys?page=3&per_page=2',
+      headers: s.auth,
+    });
     assert.equal(p3.json().length, 1);
     assert.equal(p3.headers['x-next-page'], undefined);
     assert.equal(p3.headers['x-prev-page'], '2');

@@ -487,6 +487,26 @@ describeEachEngine('brands', (ctx) => {
     assert.equal((await brandsOf(s)).length, 4);
   });
 
+  test('concurrent creates and deletes respect the brand limit and keep one brand', async () => {
+    const s = await signup(app());
+    const creates = await Promise.all(
+      Array.from({ length: 6 }, () => req('POST', '/v1/my/brands', s.auth, { company_name: 'Race' })),
+    );
+    const codes = creates.map((r) => r.statusCode).sort();
+    assert.deepEqual(codes, [201, 201, 422, 422, 422, 422], 'the free plan stops at 3 brands');
+    const brands = await brandsOf(s);
+    assert.equal(brands.length, 3);
+    const deletes = await Promise.all(brands.map((b) => req('DELETE', `/v1/my/brands/${b['sid']}`, s.auth)));
+    assert.deepEqual(
+      deletes.map((r) => r.statusCode).sort(),
+      [200, 200, 422],
+      'the last brand survives concurrent deletes',
+    );
+    const left = await brandsOf(s);
+    assert.equal(left.length, 1);
+    assert.equal(left[0]!['is_default'], true);
+  });
+
   test('DELETE returns the deleted brand; the last brand cannot be deleted', async () => {
     const s = await signup(app());
     const [original] = await brandsOf(s);

@@ -3,7 +3,13 @@ import { test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describeEachEngine } from './helpers.ts';
 
-type Operation = { summary?: string; tags?: string[]; operationId?: string; responses?: Record<string, unknown>; security?: unknown[] };
+type Operation = {
+  summary?: string;
+  tags?: string[];
+  operationId?: string;
+  responses?: Record<string, unknown>;
+  security?: unknown[];
+};
 
 describeEachEngine('OpenAPI document and public routes', (ctx) => {
   test('GET /openapi.json is a valid OpenAPI 3.1 document', async () => {
@@ -29,7 +35,10 @@ describeEachEngine('OpenAPI document and public routes', (ctx) => {
         assert.ok(op.operationId, `${where} has an operationId`);
         assert.ok(!ids.has(op.operationId!), `${where} operationId is unique`);
         ids.add(op.operationId!);
-        assert.ok(Object.keys(op.responses ?? {}).some((s) => s.startsWith('2')), `${where} documents a success response`);
+        assert.ok(
+          Object.keys(op.responses ?? {}).some((s) => s.startsWith('2')),
+          `${where} documents a success response`,
+        );
         if (path.startsWith('/v1/my')) {
           assert.deepEqual(op.security, [{ BearerAuth: [] }], `${where} documents bearer auth`);
           assert.ok(op.responses?.['401'], `${where} documents 401`);
@@ -37,7 +46,17 @@ describeEachEngine('OpenAPI document and public routes', (ctx) => {
       }
     }
     assert.ok(count >= 30, `documents the foundation's operations (${count})`);
-    for (const id of ['signup', 'login', 'logout', 'getUser', 'getAccount', 'listBrands', 'createApiKey', 'getTeam', 'getApp']) {
+    for (const id of [
+      'signup',
+      'login',
+      'logout',
+      'getUser',
+      'getAccount',
+      'listBrands',
+      'createApiKey',
+      'getTeam',
+      'getApp',
+    ]) {
       assert.ok(ids.has(id), `documents ${id}`);
     }
   });

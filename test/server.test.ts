@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,16 +39,36 @@ describe('the real server process (npm start)', () => {
   let base: string;
   let dataDir: string;
   let output = '';
+  let cliKey = '';
 
   before(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'mailwright-'));
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    const env: Record<string, string> = { ...(process.env as Record<string, string>), PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'info' };
+    const env: Record<string, string> = {
+      ...(process.env as Record<string, string>),
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+    };
     delete env['DATABASE_URL'];
     delete env['SECRET_KEY'];
     delete env['SMTP_URL'];
-    child = spawn('npm', ['start', '--silent'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // Operator commands on the same data directory, before the server takes it.
+    const cli = (...args: string[]) =>
+      execFileSync(process.execPath, ['src/cli.ts', ...args], { cwd: root, env, encoding: 'utf8' }).trim();
+    assert.match(cli('migrate'), /Applied: 001-foundation|up to date/);
+    assert.match(
+      cli('user', 'create', '--email', 'ops@example.com', '--password', 'operator password'),
+      /Created user/,
+    );
+    cliKey = cli('keys', 'create', '--email', 'ops@example.com', '--name', 'deploy script');
+    child = spawn('npm', ['start', '--silent'], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     child.stdout?.on('data', (d) => {
       output += d;
     });
@@ -106,9 +126,19 @@ describe('the real server process (npm start)', () => {
     const docs = await fetch(`${base}/docs/`);
     assert.equal(docs.status, 200);
     assert.match(await docs.text(), /swagger/i);
-    const spec = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    const spec = (await (await fetch(`${base}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<string, unknown>;
+    };
     assert.equal(spec.openapi, '3.1.0');
     assert.ok(spec.paths['/v1/my/api_keys']);
+  });
+
+  test('a key printed by `mailwright keys create` works against the server', async () => {
+    assert.match(cliKey, /^nskey_live_[0-9A-Za-z]{32,}$/);
+    const res = await fetch(`${base}/v1/my/user`, { headers: { authorization: `Bearer ${cliKey}` } });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { email: string }).email, 'ops@example.com');
   });
 
   test('SIGTERM shuts the server down cleanly', async () => {

@@ -27,7 +27,12 @@ describeEachEngine('user', (ctx) => {
       method: 'PATCH',
       url: '/v1/my/user',
       headers: s.auth,
-      payload: { first_name: 'Ada', last_name: 'Byron', email: email.toUpperCase(), mobile: '+1 (415) 555-0100' },
+      payload: {
+        first_name: 'Ada',
+        last_name: 'Byron',
+        email: email.toUpperCase(),
+        mobile: '+1 (415) 555-0100',
+      },
     });
     assert.equal(res.statusCode, 200);
     const u = res.json();
@@ -42,18 +47,36 @@ describeEachEngine('user', (ctx) => {
   test('PATCH validation: bad email, taken email, bad phone → 422 naming each', async () => {
     const a = await signup(ctx().app);
     const b = await signup(ctx().app);
-    const bad = await ctx().app.inject({ method: 'PATCH', url: '/v1/my/user', headers: a.auth, payload: { email: 'nope', mobile: 'call me' } });
+    const bad = await ctx().app.inject({
+      method: 'PATCH',
+      url: '/v1/my/user',
+      headers: a.auth,
+      payload: { email: 'nope', mobile: 'call me' },
+    });
     assert.equal(bad.statusCode, 422);
     assert.ok(bad.json().validation_errors.email);
     assert.ok(bad.json().validation_errors.mobile);
-    const taken = await ctx().app.inject({ method: 'PATCH', url: '/v1/my/user', headers: a.auth, payload: { email: b.user.email } });
+    const taken = await ctx().app.inject({
+      method: 'PATCH',
+      url: '/v1/my/user',
+      headers: a.auth,
+      payload: { email: b.user.email },
+    });
     assert.equal(taken.statusCode, 422);
     assert.deepEqual(taken.json().validation_errors.email, ['has already been taken']);
-    const wrongType = await ctx().app.inject({ method: 'PATCH', url: '/v1/my/user', headers: a.auth, payload: { first_name: 42 } });
+    const wrongType = await ctx().app.inject({
+      method: 'PATCH',
+      url: '/v1/my/user',
+      headers: a.auth,
+      payload: { first_name: 42 },
+    });
     assert.equal(wrongType.statusCode, 422);
     assert.ok(wrongType.json().validation_errors.first_name);
     // Nothing was half-written.
-    assert.equal((await ctx().app.inject({ method: 'GET', url: '/v1/my/user', headers: a.auth })).json().email, a.user.email);
+    assert.equal(
+      (await ctx().app.inject({ method: 'GET', url: '/v1/my/user', headers: a.auth })).json().email,
+      a.user.email,
+    );
   });
 
   test('PATCH malformed JSON → 400; no token → 401', async () => {
@@ -65,8 +88,15 @@ describeEachEngine('user', (ctx) => {
       payload: '{"first_name": }',
     });
     assert.equal(res.statusCode, 400);
-    assert.equal((await ctx().app.inject({ method: 'PATCH', url: '/v1/my/user', payload: { first_name: 'x' } })).statusCode, 401);
-    assert.equal((await ctx().app.inject({ method: 'GET', url: '/v1/my/user', headers: bearer('x.y.z') })).statusCode, 401);
+    assert.equal(
+      (await ctx().app.inject({ method: 'PATCH', url: '/v1/my/user', payload: { first_name: 'x' } }))
+        .statusCode,
+      401,
+    );
+    assert.equal(
+      (await ctx().app.inject({ method: 'GET', url: '/v1/my/user', headers: bearer('x.y.z') })).statusCode,
+      401,
+    );
   });
 
   test('with an API key, the user is the key creator', async () => {

@@ -47,9 +47,12 @@ export function createAuthenticator(deps: Deps, jwt: JwtCodec) {
     if (scope.brandSid && scope.brandSid !== brand.sid && scope.brandSid !== String(brand.id)) {
       throw notFound('Brand');
     }
+    // The key acts as its creator while they remain a member; otherwise as the account owner.
+    const creatorId = key.created_by_user_id;
+    const creatorIsMember =
+      creatorId !== null && (await findMembership(db, account.id, creatorId)) !== undefined;
     const user =
-      (key.created_by_user_id ? await findUserById(db, key.created_by_user_id) : undefined) ??
-      (await ownerOf(account.id));
+      (creatorIsMember ? await findUserById(db, creatorId) : undefined) ?? (await ownerOf(account.id));
     if (!user) return undefined;
     await touchApiKey(db, key.id, clock.now());
     return { kind: 'api_key', user, account, brand, role: 'admin', apiKeyId: key.id, apiKeyMode: key.mode };

@@ -64,7 +64,13 @@ export async function createUserWithAccount(
     created_at: now,
     updated_at: now,
   });
-  await insertMembership(trx, { account_id: account.id, user_id: user.id, role: 'owner' });
+  await insertMembership(trx, {
+    account_id: account.id,
+    user_id: user.id,
+    role: 'owner',
+    created_at: now,
+    updated_at: now,
+  });
   await insertBrand(trx, { ...newBrandValues(account.id, true), created_at: now, updated_at: now });
   return (await updateUser(trx, user.id, { last_account_id: account.id }))!;
 }

@@ -3,7 +3,9 @@ import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (
+  ajv: Ajv,
+) => Ajv;
 
 const BASE: Options = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false };
 
@@ -14,5 +16,7 @@ const BASE: Options = { allErrors: true, useDefaults: true, removeAdditional: fa
 export function registerValidation(app: FastifyInstance): void {
   const strict = addFormats(new Ajv({ ...BASE, coerceTypes: false }));
   const coercing = addFormats(new Ajv({ ...BASE, coerceTypes: 'array' }));
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? strict : coercing).compile(schema),
+  );
 }
