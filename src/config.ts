@@ -15,6 +15,8 @@ export type Config = Readonly<{
   bodyLimitBytes: number;
   defaultPlan: string;
   signupEnabled: boolean;
+  /** Trust X-Forwarded-For (only behind a proxy that sets it). */
+  trustProxy: boolean;
   oauth: Readonly<{
     google: OAuthProviderConfig | undefined;
     github: OAuthProviderConfig | undefined;
@@ -101,6 +103,7 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
   const defaultPlan = str('DEFAULT_PLAN') ?? 'free';
   if (!PLANS.includes(defaultPlan)) problems.push(`DEFAULT_PLAN must be one of ${PLANS.join(', ')}`);
   const signupEnabled = bool('SIGNUP_ENABLED', true);
+  const trustProxy = bool('TRUST_PROXY', false);
 
   let secretKey = str('SECRET_KEY');
   if (secretKey !== undefined && secretKey.length < 32) {
@@ -157,6 +160,7 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     bodyLimitBytes,
     defaultPlan,
     signupEnabled,
+    trustProxy,
     oauth: Object.freeze({ google, github }),
   });
 }

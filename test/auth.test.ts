@@ -177,6 +177,29 @@ describeEachEngine('auth', (ctx) => {
     assert.equal(later.statusCode, 200);
   });
 
+  test('login failures are throttled per client address too', async () => {
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
+    const attempt = (email: string) =>
+      ctx().app.inject({
+        method: 'POST',
+        url: '/v1/login',
+        remoteAddress: ip,
+        payload: { user: { email, password: 'wrong password' } },
+      });
+    for (let i = 0; i < 30; i++) assert.equal((await attempt(uniqueEmail('spray'))).statusCode, 401);
+    const limited = await attempt(uniqueEmail('spray'));
+    assert.equal(limited.statusCode, 429);
+    assert.ok(Number(limited.headers['retry-after']) > 0);
+    // Another address is not affected.
+    const other = await ctx().app.inject({
+      method: 'POST',
+      url: '/v1/login',
+      remoteAddress: '198.51.100.7',
+      payload: { user: { email: uniqueEmail('spray'), password: 'wrong password' } },
+    });
+    assert.equal(other.statusCode, 401);
+  });
+
   test('logout revokes the JWT at once', async () => {
     const s = await signup(ctx().app);
     const out = await ctx().app.inject({ method: 'DELETE', url: '/v1/logout', headers: s.auth });
