@@ -15,6 +15,8 @@ export type Config = Readonly<{
   bodyLimitBytes: number;
   defaultPlan: string;
   signupEnabled: boolean;
+  /** Outbound fetches (brand scrape, webhooks) may reach private and loopback addresses. */
+  allowPrivateNetwork: boolean;
   /** Trust X-Forwarded-For (only behind a proxy that sets it). */
   trustProxy: boolean;
   oauth: Readonly<{
@@ -103,6 +105,7 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
   const defaultPlan = str('DEFAULT_PLAN') ?? 'free';
   if (!PLANS.includes(defaultPlan)) problems.push(`DEFAULT_PLAN must be one of ${PLANS.join(', ')}`);
   const signupEnabled = bool('SIGNUP_ENABLED', true);
+  const allowPrivateNetwork = bool('ALLOW_PRIVATE_NETWORK', false);
   const trustProxy = bool('TRUST_PROXY', false);
 
   let secretKey = str('SECRET_KEY');
@@ -160,6 +163,7 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     bodyLimitBytes,
     defaultPlan,
     signupEnabled,
+    allowPrivateNetwork,
     trustProxy,
     oauth: Object.freeze({ google, github }),
   });

@@ -5,6 +5,7 @@ import { createJwtCodec } from './auth/jwt.ts';
 import { createAuthenticator } from './auth/principal.ts';
 import { createSessionService } from './auth/sessions.ts';
 import { createBrandService } from './brands/brands.ts';
+import { createScrapeService } from './brands/scrape.ts';
 import type { Deps } from './deps.ts';
 import { createOAuthService } from './oauth/oauth.ts';
 import { createRateLimiter } from './rate-limit.ts';
@@ -25,6 +26,7 @@ export function createServices(deps: Deps) {
     users: createUserService(deps),
     apiKeys: createApiKeyService(deps),
     brands,
+    scrapes: createScrapeService(deps, brands),
     accounts,
     team: createTeamService(deps, accounts),
     oauth: createOAuthService(deps, sessions),

@@ -1,8 +1,13 @@
+import { runDueScrapes } from '../domain/brands/scrape.ts';
 import type { Deps } from '../domain/deps.ts';
+import { purgeFinishedBrandScrapes } from '../store/brand-scrapes.ts';
 import { purgeExpiredWindows } from '../store/rate-limits.ts';
 import { purgeExpiredRevocations } from '../store/tokens.ts';
 
 export type PeriodicTask = { name: string; everyMs: number; run(deps: Deps): Promise<void> };
+
+/** Finished brand scrapes are kept this long for diagnosis. */
+const SCRAPE_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** Deletes rows whose purpose has expired. Safe to run in every worker process at once. */
 export const housekeeping: PeriodicTask = {
@@ -12,24 +17,43 @@ export const housekeeping: PeriodicTask = {
     const now = clock.now();
     await purgeExpiredRevocations(db, now);
     await purgeExpiredWindows(db, now);
+    await purgeFinishedBrandScrapes(db, new Date(now.getTime() - SCRAPE_RETENTION_MS));
   },
 };
 
+/** Runs the brand scrapes that are due, once; returns how many ran. Tests call this directly. */
+export function runDueBrandScrapes(deps: Deps, batchSize = 5): Promise<number> {
+  return runDueScrapes(deps, batchSize);
+}
+
+/** Polls the brand scrape queue every second, one small batch per run (runs never overlap). */
+export const brandScrapes: PeriodicTask = {
+  name: 'brand-scrapes',
+  everyMs: 1000,
+  async run(deps) {
+    await runDueBrandScrapes(deps);
+  },
+};
+
+/** The tasks `mailwright serve` and `mailwright worker` run. */
+export const DEFAULT_TASKS: PeriodicTask[] = [housekeeping, brandScrapes];
+
 /**
- * Runs periodic tasks until stopped. Stopping is two-phase: no new run starts, then the runs in
+ * Runs periodic tasks until stopped. A task's next run waits for its previous one to finish, so a
+ * slow run never overlaps itself. Stopping is two-phase: no new run starts, then the runs in
  * flight are awaited.
  */
-export function startWorkers(deps: Deps, tasks: PeriodicTask[] = [housekeeping]) {
+export function startWorkers(deps: Deps, tasks: PeriodicTask[] = DEFAULT_TASKS) {
   let stopped = false;
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<PeriodicTask, Promise<void>>();
   const timers = tasks.map((task) => {
     const tick = () => {
-      if (stopped) return;
+      if (stopped || inFlight.has(task)) return;
       const run = task
         .run(deps)
         .catch((err: unknown) => deps.log.error({ err, task: task.name }, 'periodic task failed'))
-        .finally(() => inFlight.delete(run));
-      inFlight.add(run);
+        .finally(() => inFlight.delete(task));
+      inFlight.set(task, run);
     };
     const timer = setInterval(tick, task.everyMs);
     timer.unref();
@@ -40,7 +64,7 @@ export function startWorkers(deps: Deps, tasks: PeriodicTask[] = [housekeeping])
     async stop() {
       stopped = true;
       for (const t of timers) clearInterval(t);
-      await Promise.all(inFlight);
+      await Promise.all(inFlight.values());
     },
   };
 }

@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import * as m001 from './migrations/001-foundation.ts';
+import * as m002 from './migrations/002-brand-scrapes.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -64,6 +65,7 @@ export async function openDatabase(options: OpenOptions): Promise<DbHandle> {
 /** Every migration, in order. Forward-only: a released migration is never edited, only followed. */
 const MIGRATIONS: Record<string, Migration> = {
   '001-foundation': m001,
+  '002-brand-scrapes': m002,
 };
 
 /**
@@ -71,9 +73,14 @@ const MIGRATIONS: Record<string, Migration> = {
  * so two processes starting together on one database apply each migration exactly once.
  */
 export async function migrate(db: Db): Promise<string[]> {
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
+  const schema = rows[0]?.schema ?? 'public';
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => MIGRATIONS },
+    // Named explicitly (the connection's current schema): otherwise Kysely looks for its bookkeeping
+    // tables across all schemas and would mistake another schema's for ours.
+    migrationTableSchema: schema,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

@@ -139,6 +139,22 @@ export type UsageCountersTable = {
   used: Generated<number>;
 };
 
+export type BrandScrapeStatus = 'pending' | 'running' | 'done' | 'failed';
+
+export type BrandScrapesTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  url: string;
+  status: ColumnType<BrandScrapeStatus, BrandScrapeStatus | undefined, BrandScrapeStatus>;
+  attempts: Generated<number>;
+  run_after: Timestamp;
+  locked_until: NullableTimestamp;
+  error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
 /** Every table, as Kysely sees it. Column names are the API's snake_case end to end. */
 export type Database = {
   users: UsersTable;
@@ -151,6 +167,7 @@ export type Database = {
   revoked_tokens: RevokedTokensTable;
   rate_limit_counters: RateLimitCountersTable;
   usage_counters: UsageCountersTable;
+  brand_scrapes: BrandScrapesTable;
 };
 
 export type User = Selectable<UsersTable>;
@@ -161,3 +178,4 @@ export type Brand = Selectable<BrandsTable>;
 export type BrandInsert = Insertable<BrandsTable>;
 export type BrandUpdate = Updateable<BrandsTable>;
 export type ApiKey = Selectable<ApiKeysTable>;
+export type BrandScrape = Selectable<BrandScrapesTable>;

@@ -11,8 +11,20 @@ import {
   SetupCenterBody,
   SidParams,
 } from '../schemas/brand.ts';
-import { AUTHED_ERRORS, errors, PageQuery, ref } from '../schemas/common.ts';
+import { AUTHED_ERRORS, errors, PageQuery, ref, StringEnum } from '../schemas/common.ts';
 import type { TypedApp } from '../typed.ts';
+
+const ScrapeBody = Type.Object({
+  url: Type.String({ maxLength: 4096, description: 'The website to read, an http(s) URL' }),
+});
+
+const ScrapeAccepted = Type.Object(
+  {
+    status: StringEnum(['scraping']),
+    url: Type.String({ description: 'The URL being scraped, as given' }),
+  },
+  { description: 'Scrape job enqueued' },
+);
 
 /**
  * /v1/my/brands and its temporary alias /v1/my/client_accounts (older SDK builds). Brands are
@@ -146,6 +158,32 @@ export function brandRoutes(app: TypedApp, services: Services): void {
           request.body.step,
           request.body.metadata,
         ),
+    );
+
+    app.post(
+      `${base}/:sid/scrape`,
+      {
+        schema: {
+          ...common,
+          summary: deprecated ? 'Auto-detect brand from website (alias)' : 'Auto-detect brand from website',
+          description:
+            'Queues a background job that fetches the page and fills the brand’s empty fields: colours, ' +
+            'fonts, logo, company name and description, social links; `source_url` and `last_scraped_at` ' +
+            'are always set. Fields the user already set are never overwritten. Returns 202 at once; poll ' +
+            'GET /v1/my/brands/{sid} for the result. 422 when the URL is not http(s) or points to a private ' +
+            'network address.',
+          operationId: op('scrapeBrand'),
+          params: SidParams,
+          body: ScrapeBody,
+          response: { 202: ScrapeAccepted, ...errors(...AUTHED_ERRORS) },
+        },
+      },
+      async (request, reply) =>
+        reply
+          .status(202)
+          .send(
+            await services.scrapes.enqueue(tenant(request).account.id, request.params.sid, request.body.url),
+          ),
     );
 
     if (deprecated) continue;
