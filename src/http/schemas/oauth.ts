@@ -22,12 +22,15 @@ export const OAuthLaunchBody = Type.Object({
   ),
 });
 
-export const OAuthLaunchResponse = Type.Object({
-  launch_url: Type.String({
-    format: 'uri',
-    description: 'The provider’s authorize URL, with a signed state valid for 10 minutes',
-  }),
-});
+export const OAuthLaunchResponse = Type.Object(
+  {
+    launch_url: Type.String({
+      format: 'uri',
+      description: 'The provider’s authorize URL, with a signed state valid for 10 minutes',
+    }),
+  },
+  { description: 'Launch URL created' },
+);
 
 export const OAuthCallbackParams = Type.Object({ provider: StringEnum(OAUTH_PROVIDERS) });
 
@@ -39,9 +42,10 @@ export const OAuthCallbackQuery = Type.Object({
   error_description: Type.Optional(Type.String({ maxLength: 2000 })),
 });
 
-export const OAuthRedirect = Type.Object({
-  location: Type.String({ description: 'Same as the Location header: resume_url with `#token=<jwt>`' }),
-});
+export const OAuthRedirect = Type.Object(
+  { location: Type.String({ description: 'Same as the Location header: resume_url with `#token=<jwt>`' }) },
+  { description: 'Signed in; the browser goes back to resume_url' },
+);
 
 export const OAuthPopupAccount = Type.Object({
   id: Type.Integer(),
@@ -58,13 +62,16 @@ export const OAuthPopupPlan = Type.Object({
   interval: Nullable(Type.String()),
 });
 
-export const OAuthPopupContext = Type.Object({
-  accounts: Type.Array(OAuthPopupAccount),
-  plans: Type.Array(OAuthPopupPlan),
-  stripe_publishable_key: Nullable(
-    Type.String({ description: 'Always null: Mailwright has no billing provider' }),
-  ),
-});
+export const OAuthPopupContext = Type.Object(
+  {
+    accounts: Type.Array(OAuthPopupAccount),
+    plans: Type.Array(OAuthPopupPlan),
+    stripe_publishable_key: Nullable(
+      Type.String({ description: 'Always null: Mailwright has no billing provider' }),
+    ),
+  },
+  { description: 'Popup context' },
+);
 
 export const OAuthSubscribeBody = Type.Object({
   plan_id: Type.Integer({ description: 'A plan id from `plans`' }),
@@ -72,4 +79,7 @@ export const OAuthSubscribeBody = Type.Object({
   stripe_token: Type.Optional(Nullable(Type.String({ maxLength: 500, description: 'Accepted and ignored' }))),
 });
 
-export const OAuthSubscribeResponse = Type.Object({ next_step: Type.Literal('consent') });
+export const OAuthSubscribeResponse = Type.Object(
+  { next_step: Type.Literal('consent') },
+  { description: 'Popup can continue to consent' },
+);
