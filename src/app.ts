@@ -77,10 +77,11 @@ export async function buildApp(deps: AppDeps) {
 
   // Every authenticated route documents the bearer requirement.
   app.addHook('onRoute', (route) => {
-    if (
-      (route.url.startsWith('/v1/my') || route.url === '/v1/logout' || route.url.startsWith('/v1/oauth/')) &&
-      route.schema
-    ) {
+    const authed =
+      route.url.startsWith('/v1/my') ||
+      route.url === '/v1/logout' ||
+      ['/v1/oauth/me', '/v1/oauth/subscribe'].includes(route.url);
+    if (authed && route.schema) {
       route.schema.security = [{ BearerAuth: [] }];
     }
   });
