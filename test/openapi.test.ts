@@ -45,6 +45,8 @@ describeEachEngine('OpenAPI document and public routes', (ctx) => {
         }
       }
     }
+    assert.equal(doc.paths['/v1/oauth/launch'].post.security, undefined, 'OAuth launch is public');
+    assert.deepEqual(doc.paths['/v1/oauth/me'].get.security, [{ BearerAuth: [] }]);
     assert.ok(count >= 30, `documents the foundation's operations (${count})`);
     for (const id of [
       'signup',
