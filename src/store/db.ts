@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import * as m001 from './migrations/001-foundation.ts';
 import * as m002 from './migrations/002-brand-scrapes.ts';
+import * as m003 from './migrations/003-audience.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -55,6 +57,7 @@ export async function openDatabase(options: OpenOptions): Promise<DbHandle> {
   }
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const pglite = new PGlite(options.dataDir, {
+    extensions: { pg_trgm },
     parsers: { [INT8]: parseInt8 },
   });
   await pglite.waitReady;
@@ -66,7 +69,13 @@ export async function openDatabase(options: OpenOptions): Promise<DbHandle> {
 const MIGRATIONS: Record<string, Migration> = {
   '001-foundation': m001,
   '002-brand-scrapes': m002,
+  '003-audience': m003,
 };
+
+/** The names of every migration, in order. */
+export function migrationNames(): string[] {
+  return Object.keys(MIGRATIONS);
+}
 
 /**
  * Applies pending migrations. Kysely's migrator holds a PostgreSQL advisory lock for the whole run,

@@ -103,6 +103,7 @@ export type BrandsTable = {
   test_email_recipients: Json<string[]>;
   onboarding_state: Json<JsonObject>;
   setup_center_state: Json<JsonObject>;
+  public_key_allowed_origins: Json<string[]>;
   created_at: Timestamp;
   updated_at: Timestamp;
 };
@@ -155,6 +156,176 @@ export type BrandScrapesTable = {
   updated_at: Timestamp;
 };
 
+export type ContactsTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  uuid: Generated<string>;
+  first_name: string | null;
+  last_name: string | null;
+  source: string | null;
+  country_code: string | null;
+  data: Json<JsonObject>;
+  verification_status: Generated<'verified' | 'suppressed' | 'unverified'>;
+  enrichment_status: Generated<'enriched' | 'not_enriched'>;
+  mailbox_provider: string | null;
+  last_interacted_at: NullableTimestamp;
+  emails_sent: Generated<number>;
+  unique_opens: Generated<number>;
+  clicks: Generated<number>;
+  last_opened_at: NullableTimestamp;
+  last_clicked_at: NullableTimestamp;
+  soft_bounce_count: Generated<number>;
+  bounced: Generated<boolean>;
+  complained: Generated<boolean>;
+  suppressed: Generated<boolean>;
+  suppression_reason: string | null;
+  unsubscribed_at: NullableTimestamp;
+  search_text: Generated<string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type ChannelKind = 'email' | 'phone';
+
+export type ContactChannelsTable = {
+  id: Generated<number>;
+  contact_id: number;
+  brand_id: number;
+  kind: ChannelKind;
+  value: string;
+  subscribed: Generated<boolean>;
+  verified: Generated<boolean>;
+  opt_in_at: NullableTimestamp;
+  opt_out_at: NullableTimestamp;
+  sent_count: Generated<number>;
+  fail_count: Generated<number>;
+  data: Json<JsonObject>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type SegmentsTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  name: string;
+  /** The filter document: an array (AND) of filter nodes, or a tree. */
+  filters: Json<unknown>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type ContactListsTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  name: string;
+  segment_id: number | null;
+  stale: Generated<boolean>;
+  last_populated_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type ListMembershipsTable = {
+  list_id: number;
+  contact_id: number;
+  created_at: Timestamp;
+};
+
+export type EventsTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  contact_id: number;
+  user_id: number | null;
+  event: string;
+  amount: number | null;
+  data: Json<JsonObject>;
+  idempotency_key: string | null;
+  resource_uid: string | null;
+  resource_name: string | null;
+  resource_url: string | null;
+  test: Generated<boolean>;
+  generated: Generated<boolean>;
+  chain_depth: Generated<number>;
+  ip: string | null;
+  user_agent: string | null;
+  browser: string | null;
+  os: string | null;
+  device_type: string | null;
+  referrer: string | null;
+  utm_source: string | null;
+  utm_medium: string | null;
+  utm_term: string | null;
+  utm_content: string | null;
+  utm_campaign: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type UploadsTable = {
+  id: Generated<number>;
+  account_id: number;
+  signed_id: string;
+  purpose: string;
+  filename: string;
+  byte_size: number;
+  checksum: string;
+  content_type: string;
+  body: Buffer | null;
+  uploaded_at: NullableTimestamp;
+  expires_at: Timestamp;
+  created_at: Timestamp;
+};
+
+export type ImportStatus = 'pending' | 'processing' | 'complete' | 'failed' | 'canceled';
+
+export type ImportsTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  user_id: number | null;
+  resource: Generated<string>;
+  parser: Generated<string>;
+  status: Generated<ImportStatus>;
+  dry_run: Generated<boolean>;
+  filename: string | null;
+  body: Buffer | null;
+  total_rows: number | null;
+  success_rows: number | null;
+  failed_rows: number | null;
+  /** `[line_number, message, source]` triples. */
+  import_errors: Json<[number, string, string][]>;
+  columns: Json<JsonObject | null> | null;
+  options: Json<JsonObject | null> | null;
+  checkpoint_row: Generated<number>;
+  attempts: Generated<number>;
+  locked_until: NullableTimestamp;
+  error: string | null;
+  started_at: NullableTimestamp;
+  ended_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type DomainEventKind = 'contact_add' | 'list_add' | 'list_remove' | 'event';
+
+export type DomainEventsTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  contact_id: number | null;
+  kind: DomainEventKind;
+  list_id: number | null;
+  event_id: number | null;
+  payload: Json<JsonObject>;
+  chain_depth: Generated<number>;
+  processed_at: NullableTimestamp;
+  created_at: Timestamp;
+};
+
 /** Every table, as Kysely sees it. Column names are the API's snake_case end to end. */
 export type Database = {
   users: UsersTable;
@@ -168,6 +339,15 @@ export type Database = {
   rate_limit_counters: RateLimitCountersTable;
   usage_counters: UsageCountersTable;
   brand_scrapes: BrandScrapesTable;
+  contacts: ContactsTable;
+  contact_channels: ContactChannelsTable;
+  segments: SegmentsTable;
+  contact_lists: ContactListsTable;
+  list_memberships: ListMembershipsTable;
+  events: EventsTable;
+  uploads: UploadsTable;
+  imports: ImportsTable;
+  domain_events: DomainEventsTable;
 };
 
 export type User = Selectable<UsersTable>;
@@ -179,3 +359,12 @@ export type BrandInsert = Insertable<BrandsTable>;
 export type BrandUpdate = Updateable<BrandsTable>;
 export type ApiKey = Selectable<ApiKeysTable>;
 export type BrandScrape = Selectable<BrandScrapesTable>;
+
+export type Contact = Selectable<ContactsTable>;
+export type ContactChannel = Selectable<ContactChannelsTable>;
+export type Segment = Selectable<SegmentsTable>;
+export type ContactList = Selectable<ContactListsTable>;
+export type TrackedEvent = Selectable<EventsTable>;
+export type Upload = Selectable<UploadsTable>;
+export type Import = Selectable<ImportsTable>;
+export type DomainEvent = Selectable<DomainEventsTable>;
