@@ -1,4 +1,5 @@
 import type { Insertable, Updateable } from 'kysely';
+import { sql } from 'kysely';
 import type { Db } from './db.ts';
 import type { User, UsersTable } from './schema.ts';
 
@@ -43,4 +44,28 @@ export async function linkIdentity(
     .values(values)
     .onConflict((oc) => oc.columns(['provider', 'provider_uid']).doNothing())
     .execute();
+}
+
+/**
+ * The user an API key acts as: its creator while they are still a member of the account, otherwise
+ * the account owner. One query, since it runs on every key-authenticated request.
+ */
+export function findKeyActingUser(
+  db: Db,
+  accountId: number,
+  creatorId: number | null,
+): Promise<User | undefined> {
+  return db
+    .selectFrom('memberships')
+    .innerJoin('users', 'users.id', 'memberships.user_id')
+    .selectAll('users')
+    .where('memberships.account_id', '=', accountId)
+    .where((eb) =>
+      creatorId === null
+        ? eb('memberships.role', '=', 'owner')
+        : eb.or([eb('memberships.user_id', '=', creatorId), eb('memberships.role', '=', 'owner')]),
+    )
+    .orderBy(sql`memberships.user_id = ${creatorId ?? 0}`, 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }

@@ -5,7 +5,7 @@ import { findApiKeyByHash, touchApiKey } from '../../store/api-keys.ts';
 import { findBrand, findBrandById, findDefaultBrand } from '../../store/brands.ts';
 import type { Account, Brand, Role, User } from '../../store/schema.ts';
 import { isTokenRevoked } from '../../store/tokens.ts';
-import { findUserById } from '../../store/users.ts';
+import { findKeyActingUser, findUserById } from '../../store/users.ts';
 import type { Deps } from '../deps.ts';
 import type { JwtCodec } from './jwt.ts';
 
@@ -38,35 +38,21 @@ export function createAuthenticator(deps: Deps, jwt: JwtCodec) {
   async function fromApiKey(token: string, scope: Scope): Promise<Principal | undefined> {
     const key = await findApiKeyByHash(db, sha256Hex(token));
     if (!key) return undefined;
-    const [account, brand] = await Promise.all([
+    // One round trip for the rest: account, brand and the user the key acts as.
+    const [account, brand, user] = await Promise.all([
       findAccountById(db, key.account_id),
       findBrandById(db, key.account_id, key.brand_id),
+      findKeyActingUser(db, key.account_id, key.created_by_user_id),
     ]);
-    if (!account || !brand) return undefined;
+    if (!account || !brand || !user) return undefined;
     // A key is pinned to its brand; naming another brand is an error, not a silent switch.
     if (scope.brandSid && scope.brandSid !== brand.sid && scope.brandSid !== String(brand.id)) {
       throw notFound('Brand');
     }
-    // The key acts as its creator while they remain a member; otherwise as the account owner.
-    const creatorId = key.created_by_user_id;
-    const creatorIsMember =
-      creatorId !== null && (await findMembership(db, account.id, creatorId)) !== undefined;
-    const user =
-      (creatorIsMember ? await findUserById(db, creatorId) : undefined) ?? (await ownerOf(account.id));
-    if (!user) return undefined;
-    await touchApiKey(db, key.id, clock.now());
+    const now = clock.now();
+    if (!key.last_used_at || now.getTime() - key.last_used_at.getTime() > 60_000)
+      await touchApiKey(db, key.id, now);
     return { kind: 'api_key', user, account, brand, role: 'admin', apiKeyId: key.id, apiKeyMode: key.mode };
-  }
-
-  async function ownerOf(accountId: number): Promise<User | undefined> {
-    const row = await db
-      .selectFrom('memberships')
-      .innerJoin('users', 'users.id', 'memberships.user_id')
-      .selectAll('users')
-      .where('memberships.account_id', '=', accountId)
-      .where('memberships.role', '=', 'owner')
-      .executeTakeFirst();
-    return row;
   }
 
   async function fromJwt(token: string, scope: Scope): Promise<Principal | undefined> {
