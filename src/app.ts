@@ -1,3 +1,4 @@
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -11,14 +12,27 @@ import { accountRoutes, planRoutes } from './http/routes/account.ts';
 import { apiKeyRoutes } from './http/routes/api-keys.ts';
 import { logoutRoute, publicAuthRoutes } from './http/routes/auth.ts';
 import { brandRoutes } from './http/routes/brands.ts';
+import { contactEnrichRoutes } from './http/routes/contact-enrich.ts';
+import { contactRoutes } from './http/routes/contacts.ts';
+import { directUploadPutRoute, directUploadRoutes } from './http/routes/direct-uploads.ts';
+import { eventRoutes } from './http/routes/events.ts';
 import { healthRoutes } from './http/routes/health.ts';
+import { importRoutes } from './http/routes/imports.ts';
+import { listRoutes } from './http/routes/lists.ts';
 import { oauthPublicRoutes, oauthRoutes } from './http/routes/oauth.ts';
+import { publicContactRoutes } from './http/routes/public-contacts.ts';
+import { segmentRoutes } from './http/routes/segments.ts';
 import { teamRoutes } from './http/routes/team.ts';
 import { userRoutes } from './http/routes/user.ts';
 import { Account, Invite, Membership } from './http/schemas/account.ts';
 import { ApiKey, ApiKeyCreated } from './http/schemas/api-key.ts';
 import { Brand, Onboarding, SetupCenter } from './http/schemas/brand.ts';
 import { ErrorBody } from './http/schemas/common.ts';
+import { Contact, ContactChannel } from './http/schemas/contact.ts';
+import { Event } from './http/schemas/event.ts';
+import { DirectUpload, Import } from './http/schemas/import.ts';
+import { BulkListContactsResponse, ContactList, ListDeleteWarning } from './http/schemas/list.ts';
+import { Segment } from './http/schemas/segment.ts';
 import { User } from './http/schemas/user.ts';
 import type { TypedApp } from './http/typed.ts';
 import type { Db } from './store/db.ts';
@@ -42,6 +56,15 @@ const SHARED_SCHEMAS = [
   Invite,
   ApiKey,
   ApiKeyCreated,
+  ContactChannel,
+  Contact,
+  Event,
+  ContactList,
+  ListDeleteWarning,
+  BulkListContactsResponse,
+  Segment,
+  Import,
+  DirectUpload,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -74,6 +97,12 @@ export async function buildApp(deps: AppDeps) {
 
   registerErrorHandling(app);
   registerValidation(app);
+  // An empty body sent as JSON (some clients set the header on every POST) means "no body", not 400.
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (typeof body === 'string' && body.trim() === '') return done(null, undefined);
+    return defaultJson(request, body as string, done);
+  });
 
   // Every authenticated route documents the bearer requirement.
   app.addHook('onRoute', (route) => {
@@ -95,6 +124,25 @@ export async function buildApp(deps: AppDeps) {
   publicAuthRoutes(app, services);
   planRoutes(app);
   oauthPublicRoutes(app, services);
+  directUploadPutRoute(app, services);
+
+  // Browser-callable endpoints (website forms on other origins). CORS is open here; which origins may
+  // use a key is the key's own allowed-origins check.
+  await app.register(
+    async (pub: TypedApp) => {
+      await pub.register(cors, {
+        origin: '*',
+        methods: ['POST'],
+        allowedHeaders: ['authorization', 'content-type'],
+        exposedHeaders: ['retry-after'],
+        maxAge: 86400,
+        // A malformed preflight still gets a plain 204 rather than a text/plain 400.
+        strictPreflight: false,
+      });
+      publicContactRoutes(pub, services);
+    },
+    { prefix: '/v1/public' },
+  );
 
   await app.register(async (authed: TypedApp) => {
     registerAuthentication(authed, services);
@@ -104,7 +152,14 @@ export async function buildApp(deps: AppDeps) {
     teamRoutes(authed, services);
     apiKeyRoutes(authed, services);
     brandRoutes(authed, services);
+    contactRoutes(authed, services);
+    contactEnrichRoutes(authed, services);
     oauthRoutes(authed, services);
+    eventRoutes(authed, services);
+    listRoutes(authed, services);
+    segmentRoutes(authed, services);
+    importRoutes(authed, services);
+    directUploadRoutes(authed, services);
   });
 
   return app;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 
 /** Everything the process reads from its environment, validated once and frozen. */
@@ -19,6 +20,12 @@ export type Config = Readonly<{
   allowPrivateNetwork: boolean;
   /** Trust X-Forwarded-For (only behind a proxy that sets it). */
   trustProxy: boolean;
+  /** DNS servers for email verification, e.g. "127.0.0.1:5353" (comma-separated); unset: the system's. */
+  dnsResolver: string | undefined;
+  /** Apollo API key; third-party contact enrichment runs only when it is set. */
+  apolloApiKey: string | undefined;
+  /** Apollo API base URL (tests point it at a local server). */
+  apolloBaseUrl: string;
   oauth: Readonly<{
     google: OAuthProviderConfig | undefined;
     github: OAuthProviderConfig | undefined;
@@ -107,6 +114,15 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
   const signupEnabled = bool('SIGNUP_ENABLED', true);
   const allowPrivateNetwork = bool('ALLOW_PRIVATE_NETWORK', false);
   const trustProxy = bool('TRUST_PROXY', false);
+  const dnsResolver = str('DNS_RESOLVER');
+  if (dnsResolver !== undefined && !dnsResolver.split(',').every((s) => isDnsServer(s.trim()))) {
+    problems.push(`DNS_RESOLVER must be IP addresses with optional ports, e.g. 127.0.0.1:5353`);
+  }
+  const apolloApiKey = str('APOLLO_API_KEY');
+  const apolloBaseUrl = (url('APOLLO_BASE_URL', ['http:', 'https:']) ?? 'https://api.apollo.io').replace(
+    /\/+$/,
+    '',
+  );
 
   let secretKey = str('SECRET_KEY');
   if (secretKey !== undefined && secretKey.length < 32) {
@@ -165,8 +181,21 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     signupEnabled,
     allowPrivateNetwork,
     trustProxy,
+    dnsResolver,
+    apolloApiKey,
+    apolloBaseUrl,
     oauth: Object.freeze({ google, github }),
   });
+}
+
+/** `1.2.3.4`, `1.2.3.4:53`, `::1` or `[::1]:53`: the forms node:dns `setServers` accepts. */
+function isDnsServer(value: string): boolean {
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(value) ?? /^([\d.]+)(?::(\d{1,5}))?$/.exec(value);
+  // A bare IPv6 address matches neither pattern and carries no port.
+  const host = m ? m[1]! : value;
+  const port = m?.[2];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return false;
+  return isIP(host) !== 0;
 }
 
 /** The embedded install's secret: generated on first start and kept beside the database. */

@@ -99,6 +99,17 @@ describeEachEngine('auth', (ctx) => {
     assert.equal(res.json().code, 400);
   });
 
+  test('an empty body sent as JSON is "no body" (422 for the missing fields), not malformed JSON', async () => {
+    const res = await ctx().app.inject({
+      method: 'POST',
+      url: '/v1/signup',
+      headers: { 'content-type': 'application/json' },
+      payload: '',
+    });
+    assert.equal(res.statusCode, 422);
+    assert.equal(res.json().code, 422);
+  });
+
   test('oversized body → 413 JSON error', async () => {
     const res = await ctx().app.inject({
       method: 'POST',

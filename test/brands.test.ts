@@ -44,6 +44,7 @@ const BRAND_FIELDS = [
   'onboarding_state',
   'physical_address',
   'public_key',
+  'public_key_allowed_origins',
   'sandbox_email',
   'sandbox_monthly_cap',
   'sandbox_sends_remaining',

@@ -6,9 +6,16 @@ import { createAuthenticator } from './auth/principal.ts';
 import { createSessionService } from './auth/sessions.ts';
 import { createBrandService } from './brands/brands.ts';
 import { createScrapeService } from './brands/scrape.ts';
+import { createContactService } from './contacts/contacts.ts';
+import { createEnrichmentService } from './contacts/enrich.ts';
 import type { Deps } from './deps.ts';
+import { createEventService } from './events/events.ts';
+import { createImportService } from './imports/imports.ts';
+import { createListService } from './lists/lists.ts';
 import { createOAuthService } from './oauth/oauth.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { createSegmentService } from './segments/segments.ts';
+import { createUploadService } from './uploads/uploads.ts';
 import { createUserService } from './users/users.ts';
 
 /** Every domain service, built once from the same dependencies. Transports call only these. */
@@ -27,9 +34,16 @@ export function createServices(deps: Deps) {
     apiKeys: createApiKeyService(deps),
     brands,
     scrapes: createScrapeService(deps, brands),
+    contacts: createContactService(deps),
+    enrichment: createEnrichmentService(deps),
     accounts,
     team: createTeamService(deps, accounts),
     oauth: createOAuthService(deps, sessions),
+    events: createEventService(deps),
+    lists: createListService(deps),
+    segments: createSegmentService(deps),
+    imports: createImportService(deps),
+    uploads: createUploadService(deps),
   };
 }
 

@@ -1,8 +1,11 @@
 import { runDueScrapes } from '../domain/brands/scrape.ts';
 import type { Deps } from '../domain/deps.ts';
+import { runDueImports } from '../domain/imports/runner.ts';
+import { refreshSegmentLists } from '../domain/segments/list-population.ts';
 import { purgeFinishedBrandScrapes } from '../store/brand-scrapes.ts';
 import { purgeExpiredWindows } from '../store/rate-limits.ts';
 import { purgeExpiredRevocations } from '../store/tokens.ts';
+import { purgeExpiredUploads } from '../store/uploads.ts';
 
 export type PeriodicTask = { name: string; everyMs: number; run(deps: Deps): Promise<void> };
 
@@ -18,6 +21,7 @@ export const housekeeping: PeriodicTask = {
     await purgeExpiredRevocations(db, now);
     await purgeExpiredWindows(db, now);
     await purgeFinishedBrandScrapes(db, new Date(now.getTime() - SCRAPE_RETENTION_MS));
+    await purgeExpiredUploads(db, now);
   },
 };
 
@@ -35,8 +39,26 @@ export const brandScrapes: PeriodicTask = {
   },
 };
 
+/** Repopulates stale (and periodically all) segment-backed lists; see refreshSegmentLists. */
+export const segmentLists: PeriodicTask = {
+  name: 'segment-lists',
+  everyMs: 10_000,
+  async run(deps) {
+    await refreshSegmentLists(deps);
+  },
+};
+
+/** Runs queued CSV imports (claimed with SKIP LOCKED, resumed after a crash); see runDueImports. */
+export const imports: PeriodicTask = {
+  name: 'imports',
+  everyMs: 1000,
+  async run(deps) {
+    await runDueImports(deps);
+  },
+};
+
 /** The tasks `mailwright serve` and `mailwright worker` run. */
-export const DEFAULT_TASKS: PeriodicTask[] = [housekeeping, brandScrapes];
+export const DEFAULT_TASKS: PeriodicTask[] = [housekeeping, brandScrapes, segmentLists, imports];
 
 /**
  * Runs periodic tasks until stopped. A task's next run waits for its previous one to finish, so a

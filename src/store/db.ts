@@ -7,6 +7,7 @@ import pg from 'pg';
 import * as m001 from './migrations/001-foundation.ts';
 import * as m002 from './migrations/002-brand-scrapes.ts';
 import * as m003 from './migrations/003-audience.ts';
+import * as m004 from './migrations/004-segment-functions.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -70,6 +71,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '001-foundation': m001,
   '002-brand-scrapes': m002,
   '003-audience': m003,
+  '004-segment-functions': m004,
 };
 
 /** The names of every migration, in order. */

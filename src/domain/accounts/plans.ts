@@ -18,6 +18,8 @@ export type Plan = Readonly<{
   domain_limit: number | null;
   /** Monthly allowance per resource; `null` is unlimited. */
   allowances: Readonly<Record<PlanResource, number | null>>;
+  /** Email-verification units per month (enrichment spends 2 per contact); `null` is unlimited. */
+  validation_allowance: number | null;
   /** Free accounts get a larger allowance in the month they are created. */
   first_month_email: number | null;
   /** Cents per unit over the allowance (0 where overage is not sold). */
@@ -28,6 +30,7 @@ export const PLANS: readonly Plan[] = [
   {
     id: 1,
     slug: 'free',
+    validation_allowance: 100,
     name: 'Free',
     active: true,
     base_price_cents: 0,
@@ -43,6 +46,7 @@ export const PLANS: readonly Plan[] = [
   {
     id: 2,
     slug: 'pro',
+    validation_allowance: 1000,
     name: 'Pro',
     active: true,
     base_price_cents: 2000,
@@ -58,6 +62,7 @@ export const PLANS: readonly Plan[] = [
   {
     id: 3,
     slug: 'ultra',
+    validation_allowance: 10000,
     name: 'Ultra',
     active: true,
     base_price_cents: 10000,
@@ -73,6 +78,7 @@ export const PLANS: readonly Plan[] = [
   {
     id: 4,
     slug: 'enterprise',
+    validation_allowance: null,
     name: 'Enterprise',
     active: true,
     base_price_cents: 30000,

@@ -2,6 +2,7 @@ import { isValidEmail, normalizeEmail } from '../../lib/email.ts';
 import { AppError, ErrorCollector, notFound } from '../../lib/errors.ts';
 import { randomBase62 } from '../../lib/ids.ts';
 import { findAccountById } from '../../store/accounts.ts';
+import { brandsWithApiKeys, contactCounts } from '../../store/brand-facts.ts';
 import {
   countBrands,
   deleteBrand,
@@ -60,6 +61,7 @@ export type BrandInput = Partial<{
   default_header: JsonObject;
   default_footer: JsonObject;
   default_theme: JsonObject;
+  public_key_allowed_origins: string[];
 }>;
 
 /**
@@ -140,6 +142,17 @@ export function validateBrandInput(input: BrandInput): BrandUpdate {
   for (const field of ['default_header', 'default_footer', 'default_theme'] as const) {
     if (input[field] !== undefined) out[field] = json(input[field]);
   }
+  if (input.public_key_allowed_origins !== undefined) {
+    // Stored as URL origins (scheme, host, port; no path) so the signup check is a plain comparison.
+    const origins: string[] = [];
+    input.public_key_allowed_origins.forEach((value, i) => {
+      const origin = httpOrigin(value);
+      const field = `public_key_allowed_origins[${i}]`;
+      if (!origin) errors.add(field, 'must be an http(s) origin such as https://example.com');
+      else if (!origins.includes(origin)) origins.push(origin);
+    });
+    out.public_key_allowed_origins = json(origins);
+  }
   errors.throwIfAny();
   return out;
 }
@@ -148,6 +161,18 @@ function emptyToNull(value: string | null | undefined): string | null {
   if (value === undefined || value === null) return null;
   const trimmed = value.trim();
   return trimmed === '' ? null : trimmed;
+}
+
+/** `https://Example.com:443` → `https://example.com`; undefined unless an http(s) origin (no path). */
+function httpOrigin(value: string): string | undefined {
+  try {
+    const u = new URL(value.trim());
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+    if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) return undefined;
+    return u.origin;
+  } catch {
+    return undefined;
+  }
 }
 
 function isHttpUrl(value: string): boolean {
@@ -220,6 +245,7 @@ export function brandView(brand: Brand, facts: BrandFacts, options: { appUrl: st
     account_id: brand.account_id,
     is_default: brand.is_default,
     public_key: brand.public_key,
+    public_key_allowed_origins: brand.public_key_allowed_origins,
     brand_color: brand.brand_color,
     text_color: brand.text_color,
     bg_color: brand.bg_color,
@@ -272,25 +298,18 @@ export function sandboxAddress(brand: Pick<Brand, 'sid'>, appUrl: string): strin
  */
 export async function brandFacts(db: Db, brands: Brand[]): Promise<Map<number, BrandFacts>> {
   const ids = brands.map((b) => b.id);
-  const keyed = new Set<number>();
-  if (ids.length > 0) {
-    const rows = await db
-      .selectFrom('api_keys')
-      .select('brand_id')
-      .distinct()
-      .where('brand_id', 'in', ids)
-      .execute();
-    for (const r of rows) keyed.add(r.brand_id);
-  }
+  const [keyed, counts] = await Promise.all([brandsWithApiKeys(db, ids), contactCounts(db, ids)]);
   const facts = new Map<number, BrandFacts>();
   for (const brand of brands) {
+    const contacts = counts.get(brand.id) ?? { total: 0, subscribed: 0 };
     facts.set(brand.id, {
+      // Domains and sends arrive with the delivery issue; until then nothing is verified or sent.
       domain_verified: false,
-      subscribed_contacts_count: 0,
+      subscribed_contacts_count: contacts.subscribed,
       sandbox_sent_this_month: 0,
       has_api_key: keyed.has(brand.id),
       has_transactional_send: false,
-      has_contacts: false,
+      has_contacts: contacts.total > 0,
       has_sent: false,
     });
   }

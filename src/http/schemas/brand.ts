@@ -25,6 +25,9 @@ export const Brand = Type.Object(
     public_key: Type.String({
       description: 'Public website-form key (wpkey_live_…) for POST /v1/public/contacts',
     }),
+    public_key_allowed_origins: Type.Array(Type.String(), {
+      description: 'Origins (https://example.com) allowed to use the public key; empty allows any',
+    }),
     brand_color: Nullable(Type.String()),
     text_color: Nullable(Type.String()),
     bg_color: Nullable(Type.String()),
@@ -89,6 +92,12 @@ export const BrandBody = Type.Object({
   default_header: Type.Optional(JsonObject),
   default_footer: Type.Optional(JsonObject),
   default_theme: Type.Optional(JsonObject),
+  public_key_allowed_origins: Type.Optional(
+    Type.Array(Type.String({ maxLength: 2048 }), {
+      maxItems: 50,
+      description: 'Origins allowed to use the public key, e.g. https://example.com; empty allows any',
+    }),
+  ),
 });
 
 export const SidParams = Type.Object({
