@@ -392,11 +392,15 @@ export function createContactService(deps: Pick<Deps, 'db' | 'clock'>) {
   }
 
   function taken(field: string): AppError {
-    return invalid({
-      [field]: [
-        field === 'base' ? 'an address is already used by another contact' : 'has already been taken',
-      ],
-    });
+    return invalid(
+      {
+        [field]: [
+          field === 'base' ? 'an address is already used by another contact' : 'has already been taken',
+        ],
+      },
+      undefined,
+      'address_taken',
+    );
   }
 
   /**
@@ -570,7 +574,15 @@ export function createContactService(deps: Pick<Deps, 'db' | 'clock'>) {
         });
         created = true;
       }
-      await applyChannels(trx, scope, contact, p, now);
+      try {
+        await applyChannels(trx, scope, contact, p, now);
+      } catch (error) {
+        // A brand-new contact finding its address taken means a concurrent create committed it
+        // after our lookup: start over and merge into that contact instead of refusing.
+        if (created && error instanceof AppError && error.errorCode === 'address_taken')
+          throw new RetryWrite();
+        throw error;
+      }
       if (created) {
         await publishDomainEvents(trx, [
           { ...scope, contact_id: contact.id, kind: 'contact_add', payload: { source: contact.source } },
