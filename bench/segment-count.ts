@@ -9,7 +9,7 @@
  *
  * Environment: TEST_DATABASE_URL (PostgreSQL when no URL argument is given; default
  * postgres://postgres@127.0.0.1:5432/test — a fresh schema is created and dropped), BENCH_ROWS
- * (default 1000000), BENCH_RUNS (default 9), BENCH_ENGINES (default "postgres,pglite").
+ * (default 1000000), BENCH_RUNS (default 15), BENCH_ENGINES (default "postgres,pglite").
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +22,7 @@ import { silentLogger } from '../src/lib/logger.ts';
 import { type Db, type DbHandle, type Engine, migrate, openDatabase } from '../src/store/db.ts';
 
 const ROWS = Number(process.env['BENCH_ROWS'] ?? 1_000_000);
-const RUNS = Number(process.env['BENCH_RUNS'] ?? 9);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 const ENGINES = (process.env['BENCH_ENGINES'] ?? 'postgres,pglite').split(',') as Engine[];
 const DATABASE_URL =
   process.argv[2] ?? process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';

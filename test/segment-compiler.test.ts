@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import { sql } from 'kysely';
 import {
   ENGAGEMENT_RATINGS,
   engagementRating,
@@ -843,6 +844,13 @@ describeEachEngine('segment filter compiler', (ctx) => {
         n,
       );
     }
+  });
+
+  test('custom date parsing never runs in a parallel worker (its exception block needs a subtransaction)', async () => {
+    const { rows } = await sql<{ proparallel: string }>`
+      select proparallel from pg_proc where proname = 'mw_try_timestamptz'
+        and pronamespace = current_schema()::regnamespace`.execute(ctx().db);
+    assert.deepEqual(rows, [{ proparallel: 'u' }]);
   });
 
   /** Asserts that `filters` is rejected with 422 invalid_filter naming exactly `paths`. */

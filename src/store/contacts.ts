@@ -89,7 +89,8 @@ function filtered(db: Db, scope: ContactScope, filter: ContactFilter) {
   }
   if (filter.tag !== undefined) {
     // `?` on data->'tags' is served by the GIN index on that expression.
-    query = query.where(sql<SqlBool>`(contacts.data -> 'tags') ? ${filter.tag}`);
+    // Tags match ignoring case, like segment tag conditions (tags_ci is lower-cased and GIN-indexed).
+    query = query.where(sql<SqlBool>`contacts.tags_ci ? ${filter.tag.toLowerCase()}`);
   }
   if (filter.listId !== undefined) {
     const listId = filter.listId;

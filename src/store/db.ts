@@ -8,6 +8,7 @@ import * as m001 from './migrations/001-foundation.ts';
 import * as m002 from './migrations/002-brand-scrapes.ts';
 import * as m003 from './migrations/003-audience.ts';
 import * as m004 from './migrations/004-segment-functions.ts';
+import * as m005 from './migrations/005-segment-date-parse.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -72,6 +73,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '002-brand-scrapes': m002,
   '003-audience': m003,
   '004-segment-functions': m004,
+  '005-segment-date-parse': m005,
 };
 
 /** The names of every migration, in order. */

@@ -1001,7 +1001,8 @@ function compileField(node: FieldNode, ctx: Ctx): Bool {
       return numberCondition(e, predicate, operand);
     }
     case 'tag': {
-      // `tags_ci` is data.tags lower-cased, kept by PostgreSQL and GIN-indexed (migration 004).
+      // `tags_ci` is data.tags lower-cased, kept by PostgreSQL and GIN-indexed
+      // (migration 004-segment-functions).
       // `?` and `?|` match string elements of the array (or `tags` itself when it is one string,
       // as the contacts `?tag=` filter does).
       const tags = ref('tags_ci');
