@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { sql } from 'kysely';
+import { addContactsToList, removeContactsFromList } from '../src/domain/lists/memberships.ts';
 import { migrate, migrationNames, openDatabase } from '../src/store/db.ts';
 import { createTestContext, ENGINES, signup } from './helpers.ts';
 
@@ -58,5 +59,47 @@ for (const engine of ENGINES) {
     // Other routes keep working.
     assert.equal((await ctx.app.inject({ method: 'GET', url: '/health' })).statusCode, 200);
     await ctx.close();
+  });
+}
+
+for (const engine of ENGINES) {
+  test(`[${engine}] 10,000 memberships and their list_add events in one call`, async () => {
+    const ctx = await createTestContext(engine);
+    try {
+      const s = await signup(ctx.app);
+      const account = (
+        await ctx.app.inject({ method: 'GET', url: '/v1/my/account', headers: s.auth })
+      ).json();
+      const scope = { account_id: account.id as number, brand_id: account.brands[0].id as number };
+      const { rows } = await sql<{ id: number }>`
+        insert into contacts (account_id, brand_id)
+        select ${scope.account_id}, ${scope.brand_id} from generate_series(1, 10000)
+        returning id`.execute(ctx.db);
+      const list = await ctx.db
+        .insertInto('contact_lists')
+        .values({ ...scope, name: 'big' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const ids = rows.map((r) => r.id);
+      const added = await ctx.db
+        .transaction()
+        .execute((trx) => addContactsToList(trx, scope, list.id, ids, new Date()));
+      assert.equal(added.length, 10000);
+      const again = await ctx.db
+        .transaction()
+        .execute((trx) => addContactsToList(trx, scope, list.id, ids, new Date()));
+      assert.equal(again.length, 0, 'idempotent: nothing new, no events');
+      const events = await sql<{ n: number }>`
+        select count(*)::int as n from domain_events where kind = 'list_add' and list_id = ${list.id}`.execute(
+        ctx.db,
+      );
+      assert.equal(events.rows[0]!.n, 10000);
+      const removed = await ctx.db
+        .transaction()
+        .execute((trx) => removeContactsFromList(trx, scope, list.id, ids));
+      assert.equal(removed.length, 10000);
+    } finally {
+      await ctx.close();
+    }
   });
 }

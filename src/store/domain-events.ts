@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from './db.ts';
 import { json } from './db.ts';
 import type { DomainEventKind, JsonObject } from './schema.ts';
@@ -13,24 +14,26 @@ export type NewDomainEvent = {
   chain_depth?: number;
 };
 
-/** Appends events to the outbox; call inside the transaction that made the change. */
+/**
+ * Appends events to the outbox; call inside the transaction that made the change. One statement
+ * over unnest'ed arrays, so the number of bind parameters stays at 8 however many events there are
+ * (a VALUES list would hit the drivers' parameter limits at a few thousand events).
+ */
 export async function insertDomainEvents(db: Db, events: NewDomainEvent[]): Promise<void> {
   if (events.length === 0) return;
-  await db
-    .insertInto('domain_events')
-    .values(
-      events.map((e) => ({
-        account_id: e.account_id,
-        brand_id: e.brand_id,
-        contact_id: e.contact_id,
-        kind: e.kind,
-        list_id: e.list_id ?? null,
-        event_id: e.event_id ?? null,
-        payload: json(e.payload ?? {}),
-        chain_depth: e.chain_depth ?? 0,
-      })),
-    )
-    .execute();
+  const column = <T>(pick: (e: NewDomainEvent) => T) => events.map(pick);
+  await sql`
+    insert into domain_events (account_id, brand_id, contact_id, kind, list_id, event_id, payload, chain_depth)
+    select * from unnest(
+      ${column((e) => e.account_id)}::int[],
+      ${column((e) => e.brand_id)}::int[],
+      ${column((e) => e.contact_id)}::int[],
+      ${column((e) => e.kind)}::text[],
+      ${column((e) => e.list_id ?? null)}::int[],
+      ${column((e) => e.event_id ?? null)}::bigint[],
+      ${column((e) => json(e.payload ?? {}))}::jsonb[],
+      ${column((e) => e.chain_depth ?? 0)}::int[]
+    )`.execute(db);
 }
 
 /**

@@ -12,12 +12,12 @@ export async function insertMemberships(
   now: Date,
 ): Promise<number[]> {
   if (contactIds.length === 0) return [];
-  const rows = await db
-    .insertInto('list_memberships')
-    .values([...new Set(contactIds)].map((contact_id) => ({ list_id: listId, contact_id, created_at: now })))
-    .onConflict((oc) => oc.columns(['list_id', 'contact_id']).doNothing())
-    .returning('contact_id')
-    .execute();
+  // unnest keeps the statement at three parameters however many contacts are added.
+  const { rows } = await sql<{ contact_id: number }>`
+    insert into list_memberships (list_id, contact_id, created_at)
+    select ${listId}, id, ${now} from unnest(${[...new Set(contactIds)]}::int[]) as id
+    on conflict (list_id, contact_id) do nothing
+    returning contact_id`.execute(db);
   return rows.map((r) => r.contact_id);
 }
 
@@ -27,7 +27,7 @@ export async function deleteMemberships(db: Db, listId: number, contactIds: numb
   const rows = await db
     .deleteFrom('list_memberships')
     .where('list_id', '=', listId)
-    .where('contact_id', 'in', [...new Set(contactIds)])
+    .where('contact_id', '=', sql<number>`any(${[...new Set(contactIds)]}::int[])`)
     .returning('contact_id')
     .execute();
   return rows.map((r) => r.contact_id);

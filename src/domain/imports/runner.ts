@@ -45,10 +45,10 @@ import {
 
 /**
  * Rows committed per transaction: a checkpoint, a cancel check and a lease renewal each. Larger
- * batches are cheaper per row, but the domain-event outbox is written with one bind parameter per
- * column per event, and PGlite fails beyond 32767 parameters in one statement.
+ * batches are cheaper per row (every write is one statement over unnest'ed arrays, whatever the
+ * size); 5,000 keeps a batch's transaction short enough to cancel promptly.
  */
-export const IMPORT_BATCH_SIZE = 2500;
+export const IMPORT_BATCH_SIZE = 5000;
 /** How long a claim lasts without renewal; a worker that dies loses the import to another after this. */
 export const IMPORT_LEASE_MS = 60_000;
 /** Claims before an import that keeps crashing its worker is failed. */
