@@ -3,22 +3,6 @@ import { refreshSearchText } from './contacts.ts';
 import type { Db } from './db.ts';
 import type { Contact, ContactChannel, JsonObject, UsageResource } from './schema.ts';
 
-/** One contact of a brand (and account), or undefined. */
-export async function findBrandContact(
-  db: Db,
-  accountId: number,
-  brandId: number,
-  contactId: number,
-): Promise<Contact | undefined> {
-  return db
-    .selectFrom('contacts')
-    .selectAll()
-    .where('id', '=', contactId)
-    .where('brand_id', '=', brandId)
-    .where('account_id', '=', accountId)
-    .executeTakeFirst();
-}
-
 /** The contact's first email channel (the oldest, which is the one the API shows as its email). */
 export async function primaryEmailChannel(
   db: Db,

@@ -1,12 +1,8 @@
 import type { Config } from '../../config.ts';
 import { AppError, notFound } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import {
-  consumeUsageWithin,
-  findBrandContact,
-  primaryEmailChannel,
-  saveEnrichment,
-} from '../../store/enrichment.ts';
+import { findContact } from '../../store/contacts.ts';
+import { consumeUsageWithin, primaryEmailChannel, saveEnrichment } from '../../store/enrichment.ts';
 import type { Account, Contact, JsonObject } from '../../store/schema.ts';
 import { addUsage } from '../../store/usage.ts';
 import { planBySlug, usagePeriod } from '../accounts/plans.ts';
@@ -150,7 +146,7 @@ export function createEnrichmentService(deps: Deps) {
      */
     async enrich(scope: { account: Account; brandId: number }, contactId: number) {
       const { account, brandId } = scope;
-      const contact = await findBrandContact(db, account.id, brandId, contactId);
+      const contact = await findContact(db, { account_id: account.id, brand_id: brandId }, contactId);
       if (!contact) throw notFound('Contact');
       const channel = await primaryEmailChannel(db, brandId, contact.id);
       if (!channel) {
