@@ -23,6 +23,8 @@ import { oauthPublicRoutes, oauthRoutes } from './http/routes/oauth.ts';
 import { publicContactRoutes } from './http/routes/public-contacts.ts';
 import { segmentRoutes } from './http/routes/segments.ts';
 import { teamRoutes } from './http/routes/team.ts';
+import { templateGenerateRoutes } from './http/routes/template-generate.ts';
+import { templateRoutes } from './http/routes/templates.ts';
 import { userRoutes } from './http/routes/user.ts';
 import { Account, Invite, Membership } from './http/schemas/account.ts';
 import { ApiKey, ApiKeyCreated } from './http/schemas/api-key.ts';
@@ -33,6 +35,14 @@ import { Event } from './http/schemas/event.ts';
 import { DirectUpload, Import } from './http/schemas/import.ts';
 import { BulkListContactsResponse, ContactList, ListDeleteWarning } from './http/schemas/list.ts';
 import { Segment } from './http/schemas/segment.ts';
+import {
+  EmailStarter,
+  Template,
+  TemplateDesign,
+  TemplatePreview,
+  TemplateSpec,
+  TemplateSummary,
+} from './http/schemas/template.ts';
 import { User } from './http/schemas/user.ts';
 import type { TypedApp } from './http/typed.ts';
 import type { Db } from './store/db.ts';
@@ -65,6 +75,12 @@ const SHARED_SCHEMAS = [
   Segment,
   Import,
   DirectUpload,
+  TemplateDesign,
+  Template,
+  TemplateSummary,
+  EmailStarter,
+  TemplateSpec,
+  TemplatePreview,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -160,6 +176,8 @@ export async function buildApp(deps: AppDeps) {
     segmentRoutes(authed, services);
     importRoutes(authed, services);
     directUploadRoutes(authed, services);
+    templateGenerateRoutes(authed, services);
+    templateRoutes(authed, services);
   });
 
   return app;

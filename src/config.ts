@@ -26,6 +26,14 @@ export type Config = Readonly<{
   apolloApiKey: string | undefined;
   /** Apollo API base URL (tests point it at a local server). */
   apolloBaseUrl: string;
+  /**
+   * OpenAI-compatible chat-completions endpoint for template generation; `/chat/completions` is
+   * appended (so usually ends in `/v1`). AI is configured when this and `aiModel` are set.
+   */
+  aiBaseUrl: string | undefined;
+  /** Sent as `Authorization: Bearer …` when set (local servers often need none). */
+  aiApiKey: string | undefined;
+  aiModel: string | undefined;
   oauth: Readonly<{
     google: OAuthProviderConfig | undefined;
     github: OAuthProviderConfig | undefined;
@@ -124,6 +132,10 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     '',
   );
 
+  const aiBaseUrl = url('AI_BASE_URL', ['http:', 'https:'])?.replace(/\/+$/, '');
+  const aiApiKey = str('AI_API_KEY');
+  const aiModel = str('AI_MODEL');
+
   let secretKey = str('SECRET_KEY');
   if (secretKey !== undefined && secretKey.length < 32) {
     problems.push('SECRET_KEY must be at least 32 characters');
@@ -184,6 +196,9 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     dnsResolver,
     apolloApiKey,
     apolloBaseUrl,
+    aiBaseUrl,
+    aiApiKey,
+    aiModel,
     oauth: Object.freeze({ google, github }),
   });
 }

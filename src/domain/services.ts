@@ -15,6 +15,8 @@ import { createListService } from './lists/lists.ts';
 import { createOAuthService } from './oauth/oauth.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createSegmentService } from './segments/segments.ts';
+import { createTemplateGenerationService } from './templates/generate.ts';
+import { createTemplateService } from './templates/templates.ts';
 import { createUploadService } from './uploads/uploads.ts';
 import { createUserService } from './users/users.ts';
 
@@ -44,6 +46,8 @@ export function createServices(deps: Deps) {
     segments: createSegmentService(deps),
     imports: createImportService(deps),
     uploads: createUploadService(deps),
+    templates: createTemplateService(deps),
+    templateGeneration: createTemplateGenerationService(deps),
   };
 }
 

@@ -10,6 +10,7 @@ import * as m003 from './migrations/003-audience.ts';
 import * as m004 from './migrations/004-segment-functions.ts';
 import * as m005 from './migrations/005-segment-date-parse.ts';
 import * as m006 from './migrations/006-drop-contacts-tags-index.ts';
+import * as m007 from './migrations/007-templates.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -76,6 +77,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '004-segment-functions': m004,
   '005-segment-date-parse': m005,
   '006-drop-contacts-tags-index': m006,
+  '007-templates': m007,
 };
 
 /** The names of every migration, in order. */

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { compile } from 'html-to-text';
+import mjml2html from 'mjml';
+import type { Design } from './components.ts';
+import { type MergeVars, mergeScope, type ParsedTemplate, parseTemplate, renderParsed } from './merge.ts';
+import { type BrandRenderContext, designToMjml, type RenderOptions } from './mjml.ts';
+
+export type { BrandRenderContext, MergeVars, RenderOptions };
+
+/** A design compiled once: HTML and text with merge tags still in them, ready to personalise. */
+export type CompiledEmail = { html: string; text: string; mjml: string };
+
+/** The brand columns the renderer reads (a `brands` row satisfies it). */
+export type BrandRow = {
+  company_name: string | null;
+  physical_address: string | null;
+  logo: string | null;
+  brand_color: string | null;
+  bg_color: string | null;
+  text_color: string | null;
+  font_heading: string | null;
+  font_body: string | null;
+  default_theme: unknown;
+  links: unknown;
+};
+
+/** The render context of a brand row. */
+export function brandRenderContext(brand: BrandRow): BrandRenderContext {
+  const theme = brand.default_theme;
+  return {
+    company_name: brand.company_name,
+    physical_address: brand.physical_address,
+    logo: brand.logo,
+    brand_color: brand.brand_color,
+    bg_color: brand.bg_color,
+    text_color: brand.text_color,
+    font_heading: brand.font_heading,
+    font_body: brand.font_body,
+    default_theme:
+      theme && typeof theme === 'object' && !Array.isArray(theme) ? (theme as Record<string, unknown>) : {},
+    links: Array.isArray(brand.links) ? (brand.links as BrandRenderContext['links']) : [],
+  };
+}
+
+// In-process compile cache: safe to lose (a miss recompiles), bounded so it cannot grow without end.
+const CACHE_LIMIT = 500;
+const compileCache = new Map<string, Promise<CompiledEmail>>();
+// Parsed merge templates, attached to the compiled object (and by HTML for copies read back from storage).
+const parsedByObject = new WeakMap<object, { html: ParsedTemplate; text: ParsedTemplate }>();
+const parsedByHtml = new Map<string, { html: ParsedTemplate; text: ParsedTemplate }>();
+
+function cacheKey(design: Design, brand: BrandRenderContext, options: RenderOptions): string {
+  return createHash('sha256')
+    .update(JSON.stringify([design, brand, options]))
+    .digest('hex');
+}
+
+const toText = compile({
+  wordwrap: false,
+  baseElements: { selectors: ['body'] },
+  selectors: [
+    { selector: 'img', format: 'skip' },
+    { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
+    // Uppercasing headings would also uppercase the merge tags in them.
+    ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
+    { selector: 'table', format: 'block' },
+    { selector: 'tr', format: 'block' },
+    { selector: 'td', format: 'block' },
+  ],
+});
+
+// MJML's hidden preview text: it must not become the first line of the text part.
+const HIDDEN_PREVIEW = /<div style="display:none;[^"]*">[\s\S]*?<\/div>/;
+
+/** Plain text of compiled HTML: headings keep their case, images are dropped, blank lines collapsed. */
+export function htmlToText(html: string): string {
+  return toText(html.replace(HIDDEN_PREVIEW, ''))
+    .replace(/^[ \t\u00a0]+$/gm, '')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+/** Compiles MJML without the cache (the benchmark measures this). */
+export async function compileUncached(
+  design: Design,
+  brand: BrandRenderContext,
+  options: RenderOptions,
+): Promise<CompiledEmail> {
+  const mjml = designToMjml(design, brand, options);
+  const result = await mjml2html(mjml, {
+    validationLevel: 'soft',
+    minify: false,
+    keepComments: false,
+    ignoreIncludes: true,
+  });
+  const html = result.html;
+  const compiled: CompiledEmail = { html, text: htmlToText(html), mjml };
+  prepare(compiled);
+  return compiled;
+}
+
+/**
+ * Design → MJML → HTML (plus the text part), cached by a hash of all inputs. Async because mjml 5's
+ * compiler is. Validate the design first (`validateDesign`).
+ */
+export function compileDesign(
+  design: Design,
+  brand: BrandRenderContext,
+  options: RenderOptions,
+): Promise<CompiledEmail> {
+  const key = cacheKey(design, brand, options);
+  const hit = compileCache.get(key);
+  if (hit) return hit;
+  const pending = compileUncached(design, brand, options);
+  pending.catch(() => compileCache.delete(key));
+  if (compileCache.size >= CACHE_LIMIT) compileCache.delete(compileCache.keys().next().value!);
+  compileCache.set(key, pending);
+  return pending;
+}
+
+function prepare(compiled: CompiledEmail): { html: ParsedTemplate; text: ParsedTemplate } {
+  const known = parsedByObject.get(compiled) ?? parsedByHtml.get(compiled.html);
+  if (known && known.html.source === compiled.html && known.text.source === compiled.text) {
+    parsedByObject.set(compiled, known);
+    return known;
+  }
+  const parsed = { html: parseTemplate(compiled.html, true), text: parseTemplate(compiled.text, false) };
+  parsedByObject.set(compiled, parsed);
+  if (parsedByHtml.size >= CACHE_LIMIT) parsedByHtml.delete(parsedByHtml.keys().next().value!);
+  parsedByHtml.set(compiled.html, parsed);
+  return parsed;
+}
+
+/**
+ * One recipient's HTML and text: a render of the templates parsed once at compile time. Values are
+ * HTML-escaped in the HTML part; a template that fails is left unrendered rather than throwing.
+ */
+export function personalize(compiled: CompiledEmail, vars: MergeVars): { html: string; text: string } {
+  const parsed = prepare(compiled);
+  const scope = mergeScope(vars);
+  return { html: renderParsed(parsed.html, scope), text: renderParsed(parsed.text, scope) };
+}
+
+const textCache = new Map<string, ParsedTemplate>();
+
+/** Personalises a plain-text template (subject, preheader): values are not HTML-escaped. */
+export function renderText(template: string, vars: MergeVars): string {
+  let parsed = textCache.get(template);
+  if (!parsed) {
+    parsed = parseTemplate(template, false);
+    if (textCache.size >= CACHE_LIMIT) textCache.delete(textCache.keys().next().value!);
+    textCache.set(template, parsed);
+  }
+  return renderParsed(parsed, mergeScope(vars));
+}

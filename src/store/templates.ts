@@ -1,0 +1,147 @@
+import type { ColumnType, Generated, Kysely, Selectable } from 'kysely';
+import { type Db, json } from './db.ts';
+import type { Database } from './schema.ts';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string | undefined | null, string | null>;
+
+/** The `templates` table (migration 007). */
+export type TemplatesTable = {
+  id: Generated<number>;
+  account_id: number;
+  brand_id: number;
+  name: string;
+  subject: string | null;
+  preheader: string | null;
+  from_name: string | null;
+  from_email: string | null;
+  reply_to: string | null;
+  design: Json<Record<string, unknown> | null>;
+  body: string | null;
+  category: string | null;
+  flow_id: number | null;
+  action_id: number | null;
+  generation_id: number | null;
+  version: Generated<number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+};
+
+export type TemplateRow = Selectable<TemplatesTable>;
+
+/** Who a template belongs to; every query below is scoped by both. */
+export type TemplateScope = { account_id: number; brand_id: number };
+
+/** The columns a caller may set; `design` is stored as jsonb. */
+export type TemplateValues = {
+  name?: string;
+  subject?: string | null;
+  preheader?: string | null;
+  from_name?: string | null;
+  from_email?: string | null;
+  reply_to?: string | null;
+  design?: Record<string, unknown> | null;
+  body?: string | null;
+  category?: string | null;
+  flow_id?: number | null;
+  action_id?: number | null;
+  generation_id?: number | null;
+};
+
+// The table type lives here rather than in schema.ts so this area's storage stays in one module.
+function tdb(db: Db): Kysely<Database & { templates: TemplatesTable }> {
+  return db.withTables<{ templates: TemplatesTable }>();
+}
+
+function encode(values: TemplateValues) {
+  const { design, ...rest } = values;
+  return design === undefined ? rest : { ...rest, design: design === null ? null : json(design) };
+}
+
+/** One template of the brand. */
+export function findTemplate(db: Db, scope: TemplateScope, id: number): Promise<TemplateRow | undefined> {
+  return tdb(db)
+    .selectFrom('templates')
+    .selectAll()
+    .where('account_id', '=', scope.account_id)
+    .where('brand_id', '=', scope.brand_id)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** A page of the brand's templates, newest first. */
+export function listTemplates(
+  db: Db,
+  scope: TemplateScope,
+  limit: number,
+  offset: number,
+): Promise<TemplateRow[]> {
+  return tdb(db)
+    .selectFrom('templates')
+    .selectAll()
+    .where('account_id', '=', scope.account_id)
+    .where('brand_id', '=', scope.brand_id)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .execute();
+}
+
+/** How many templates `listTemplates` pages through. */
+export async function countTemplates(db: Db, scope: TemplateScope): Promise<number> {
+  const row = await tdb(db)
+    .selectFrom('templates')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('account_id', '=', scope.account_id)
+    .where('brand_id', '=', scope.brand_id)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Stores a new template and returns it. */
+export function insertTemplate(
+  db: Db,
+  scope: TemplateScope,
+  values: TemplateValues & { name: string },
+  now: Date,
+): Promise<TemplateRow> {
+  return tdb(db)
+    .insertInto('templates')
+    .values({ ...encode(values), name: values.name, ...scope, created_at: now, updated_at: now })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * Applies changes and bumps the version. With `ifVersion`, the row changes only while its version
+ * still equals it (compare-and-set in one statement, so two concurrent editors cannot both win);
+ * returns undefined when no row matched.
+ */
+export function updateTemplate(
+  db: Db,
+  scope: TemplateScope,
+  id: number,
+  changes: TemplateValues,
+  now: Date,
+  ifVersion?: number,
+): Promise<TemplateRow | undefined> {
+  let query = tdb(db)
+    .updateTable('templates')
+    .set((eb) => ({ ...encode(changes), version: eb('version', '+', 1), updated_at: now }))
+    .where('account_id', '=', scope.account_id)
+    .where('brand_id', '=', scope.brand_id)
+    .where('id', '=', id);
+  if (ifVersion !== undefined) query = query.where('version', '=', ifVersion);
+  return query.returningAll().executeTakeFirst();
+}
+
+/** Deletes a template of the brand; returns whether it existed. */
+export async function deleteTemplate(db: Db, scope: TemplateScope, id: number): Promise<boolean> {
+  const result = await tdb(db)
+    .deleteFrom('templates')
+    .where('account_id', '=', scope.account_id)
+    .where('brand_id', '=', scope.brand_id)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
