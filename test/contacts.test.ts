@@ -3,46 +3,19 @@ import { test } from 'node:test';
 import type { App } from '../src/app.ts';
 import { searchTokens } from '../src/domain/contacts/contacts.ts';
 import { normalizePhone } from '../src/lib/phone.ts';
-import { bearer, createKey, describeEachEngine, ISO_DATE, type Session, signup } from './helpers.ts';
+import {
+  bearer,
+  CHANNEL_FIELDS,
+  CONTACT_FIELDS,
+  createKey,
+  describeEachEngine,
+  ISO_DATE,
+  type Session,
+  signup,
+} from './helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are walked loosely; assertions check the types.
 type Json = Record<string, any>;
-
-const CONTACT_FIELDS = [
-  'brand_id',
-  'channels',
-  'country_code',
-  'created_at',
-  'data',
-  'enrichment_status',
-  'first_name',
-  'id',
-  'last_interacted_at',
-  'last_name',
-  'list_ids',
-  'source',
-  'subscribed_email',
-  'subscribed_phone',
-  'updated_at',
-  'uuid',
-  'verification_status',
-];
-
-const CHANNEL_FIELDS = [
-  'contact_id',
-  'created_at',
-  'data',
-  'fail_count',
-  'id',
-  'kind',
-  'opt_in_at',
-  'opt_out_at',
-  'sent_count',
-  'subscribed',
-  'updated_at',
-  'value',
-  'verified',
-];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

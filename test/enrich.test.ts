@@ -10,6 +10,8 @@ import { createMailResolver, isRoleAddress } from '../src/domain/contacts/email-
 import { addUsage } from '../src/store/usage.ts';
 import {
   bearer,
+  CHANNEL_FIELDS,
+  CONTACT_FIELDS,
   createKey,
   describeEachEngine,
   ISO_DATE,
@@ -218,42 +220,6 @@ after(async () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-
-const CONTACT_FIELDS = [
-  'brand_id',
-  'channels',
-  'country_code',
-  'created_at',
-  'data',
-  'enrichment_status',
-  'first_name',
-  'id',
-  'last_interacted_at',
-  'last_name',
-  'list_ids',
-  'source',
-  'subscribed_email',
-  'subscribed_phone',
-  'updated_at',
-  'uuid',
-  'verification_status',
-];
-
-const CHANNEL_FIELDS = [
-  'contact_id',
-  'created_at',
-  'data',
-  'fail_count',
-  'id',
-  'kind',
-  'opt_in_at',
-  'opt_out_at',
-  'sent_count',
-  'subscribed',
-  'updated_at',
-  'value',
-  'verified',
-];
 
 type Tenant = Session & { accountId: number; brandId: number };
 

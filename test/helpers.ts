@@ -149,3 +149,41 @@ export async function setPlan(db: Db, accountId: number, plan: string): Promise<
 
 /** The ISO 8601 shape the API uses for timestamps. */
 export const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** Every field of the API's Contact, sorted. */
+export const CONTACT_FIELDS = [
+  'brand_id',
+  'channels',
+  'country_code',
+  'created_at',
+  'data',
+  'enrichment_status',
+  'first_name',
+  'id',
+  'last_interacted_at',
+  'last_name',
+  'list_ids',
+  'source',
+  'subscribed_email',
+  'subscribed_phone',
+  'updated_at',
+  'uuid',
+  'verification_status',
+];
+
+/** Every field of the API's ContactChannel, sorted. */
+export const CHANNEL_FIELDS = [
+  'contact_id',
+  'created_at',
+  'data',
+  'fail_count',
+  'id',
+  'kind',
+  'opt_in_at',
+  'opt_out_at',
+  'sent_count',
+  'subscribed',
+  'updated_at',
+  'value',
+  'verified',
+];
