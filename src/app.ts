@@ -20,6 +20,7 @@ import { healthRoutes } from './http/routes/health.ts';
 import { importRoutes } from './http/routes/imports.ts';
 import { listRoutes } from './http/routes/lists.ts';
 import { oauthPublicRoutes, oauthRoutes } from './http/routes/oauth.ts';
+import { outboxRoutes } from './http/routes/outbox.ts';
 import { publicContactRoutes } from './http/routes/public-contacts.ts';
 import { segmentRoutes } from './http/routes/segments.ts';
 import { teamRoutes } from './http/routes/team.ts';
@@ -34,6 +35,7 @@ import { Contact, ContactChannel } from './http/schemas/contact.ts';
 import { Event } from './http/schemas/event.ts';
 import { DirectUpload, Import } from './http/schemas/import.ts';
 import { BulkListContactsResponse, ContactList, ListDeleteWarning } from './http/schemas/list.ts';
+import { OutboxMessage, OutboxMessageSummary } from './http/schemas/outbox.ts';
 import { Segment } from './http/schemas/segment.ts';
 import {
   EmailStarter,
@@ -81,6 +83,8 @@ const SHARED_SCHEMAS = [
   EmailStarter,
   TemplateSpec,
   TemplatePreview,
+  OutboxMessageSummary,
+  OutboxMessage,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -178,6 +182,7 @@ export async function buildApp(deps: AppDeps) {
     directUploadRoutes(authed, services);
     templateGenerateRoutes(authed, services);
     templateRoutes(authed, services);
+    outboxRoutes(authed, services);
   });
 
   return app;

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
+import { selectTransport } from './delivery/select.ts';
 import { createServices } from './domain/services.ts';
 import { startWorkers } from './jobs/runner.ts';
 import { systemClock } from './lib/clock.ts';
@@ -23,6 +24,11 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
   const services = createServices({ db: handle.db, clock: systemClock, config, log });
   const app = options.http ? await buildApp({ config, services, db: handle.db, logger: log }) : undefined;
   const workers = options.worker ? startWorkers(services.deps) : undefined;
+  // Chosen once per process: SMTP when SMTP_URL is set, otherwise capture (logged loudly: nothing is
+  // delivered). The message workers of the delivery issue send through it.
+  const transport = options.worker
+    ? selectTransport(config, { db: handle.db, clock: systemClock, log })
+    : undefined;
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -33,6 +39,7 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
     force.unref();
     try {
       await Promise.all([app?.close(), workers?.stop()]);
+      await transport?.close();
       await handle.close();
     } finally {
       clearTimeout(force);

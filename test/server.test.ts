@@ -91,6 +91,8 @@ describe('the real server process (npm start)', () => {
 
   test('health, ready, signup, login, key, docs', async () => {
     assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: 'ok' });
+    // With no SMTP_URL, mail is captured — and the server says so rather than pretending to deliver.
+    assert.match(output, /CAPTURED, not delivered/);
     const ready = await fetch(`${base}/ready`);
     assert.equal(ready.status, 200);
 

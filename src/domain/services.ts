@@ -13,6 +13,7 @@ import { createEventService } from './events/events.ts';
 import { createImportService } from './imports/imports.ts';
 import { createListService } from './lists/lists.ts';
 import { createOAuthService } from './oauth/oauth.ts';
+import { createOutboxService } from './outbox/outbox.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createSegmentService } from './segments/segments.ts';
 import { createTemplateGenerationService } from './templates/generate.ts';
@@ -48,6 +49,7 @@ export function createServices(deps: Deps) {
     uploads: createUploadService(deps),
     templates: createTemplateService(deps),
     templateGeneration: createTemplateGenerationService(deps),
+    outbox: createOutboxService(deps),
   };
 }
 

@@ -11,6 +11,7 @@ import * as m004 from './migrations/004-segment-functions.ts';
 import * as m005 from './migrations/005-segment-date-parse.ts';
 import * as m006 from './migrations/006-drop-contacts-tags-index.ts';
 import * as m007 from './migrations/007-templates.ts';
+import * as m008 from './migrations/008-outbox.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -78,6 +79,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '005-segment-date-parse': m005,
   '006-drop-contacts-tags-index': m006,
   '007-templates': m007,
+  '008-outbox': m008,
 };
 
 /** The names of every migration, in order. */
