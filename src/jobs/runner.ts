@@ -4,6 +4,7 @@ import { runDueImports } from '../domain/imports/runner.ts';
 import { refreshSegmentLists } from '../domain/segments/list-population.ts';
 import { purgeFinishedBrandScrapes } from '../store/brand-scrapes.ts';
 import { purgeExpiredWindows } from '../store/rate-limits.ts';
+import { purgeExpiredPermits } from '../store/send-permits.ts';
 import { purgeExpiredRevocations } from '../store/tokens.ts';
 import { purgeExpiredUploads } from '../store/uploads.ts';
 
@@ -20,6 +21,7 @@ export const housekeeping: PeriodicTask = {
     const now = clock.now();
     await purgeExpiredRevocations(db, now);
     await purgeExpiredWindows(db, now);
+    await purgeExpiredPermits(db, now);
     await purgeFinishedBrandScrapes(db, new Date(now.getTime() - SCRAPE_RETENTION_MS));
     await purgeExpiredUploads(db, now);
   },

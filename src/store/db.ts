@@ -12,6 +12,7 @@ import * as m005 from './migrations/005-segment-date-parse.ts';
 import * as m006 from './migrations/006-drop-contacts-tags-index.ts';
 import * as m007 from './migrations/007-templates.ts';
 import * as m008 from './migrations/008-outbox.ts';
+import * as m009 from './migrations/009-send-permits.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -80,6 +81,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '006-drop-contacts-tags-index': m006,
   '007-templates': m007,
   '008-outbox': m008,
+  '009-send-permits': m009,
 };
 
 /** The names of every migration, in order. */
