@@ -23,6 +23,7 @@ import { oauthPublicRoutes, oauthRoutes } from './http/routes/oauth.ts';
 import { outboxRoutes } from './http/routes/outbox.ts';
 import { publicContactRoutes } from './http/routes/public-contacts.ts';
 import { segmentRoutes } from './http/routes/segments.ts';
+import { suppressionRoutes } from './http/routes/suppressions.ts';
 import { teamRoutes } from './http/routes/team.ts';
 import { templateGenerateRoutes } from './http/routes/template-generate.ts';
 import { templateRoutes } from './http/routes/templates.ts';
@@ -37,6 +38,7 @@ import { DirectUpload, Import } from './http/schemas/import.ts';
 import { BulkListContactsResponse, ContactList, ListDeleteWarning } from './http/schemas/list.ts';
 import { OutboxMessage, OutboxMessageSummary } from './http/schemas/outbox.ts';
 import { Segment } from './http/schemas/segment.ts';
+import { Suppression } from './http/schemas/suppression.ts';
 import {
   EmailStarter,
   Template,
@@ -85,6 +87,7 @@ const SHARED_SCHEMAS = [
   TemplatePreview,
   OutboxMessageSummary,
   OutboxMessage,
+  Suppression,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -183,6 +186,7 @@ export async function buildApp(deps: AppDeps) {
     templateGenerateRoutes(authed, services);
     templateRoutes(authed, services);
     outboxRoutes(authed, services);
+    suppressionRoutes(authed, services);
   });
 
   return app;

@@ -16,6 +16,7 @@ import { createOAuthService } from './oauth/oauth.ts';
 import { createOutboxService } from './outbox/outbox.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createSegmentService } from './segments/segments.ts';
+import { createSuppressionService } from './suppressions/suppressions.ts';
 import { createTemplateGenerationService } from './templates/generate.ts';
 import { createTemplateService } from './templates/templates.ts';
 import { createUploadService } from './uploads/uploads.ts';
@@ -50,6 +51,7 @@ export function createServices(deps: Deps) {
     templates: createTemplateService(deps),
     templateGeneration: createTemplateGenerationService(deps),
     outbox: createOutboxService(deps),
+    suppressions: createSuppressionService(deps),
   };
 }
 

@@ -13,6 +13,7 @@ import * as m006 from './migrations/006-drop-contacts-tags-index.ts';
 import * as m007 from './migrations/007-templates.ts';
 import * as m008 from './migrations/008-outbox.ts';
 import * as m009 from './migrations/009-send-permits.ts';
+import * as m010 from './migrations/010-suppressions.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -82,6 +83,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '007-templates': m007,
   '008-outbox': m008,
   '009-send-permits': m009,
+  '010-suppressions': m010,
 };
 
 /** The names of every migration, in order. */
