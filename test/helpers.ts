@@ -22,6 +22,23 @@ export type TestContext = {
 };
 
 /**
+ * Runs `fn` while holding a session advisory lock shared by every test process. Kysely's migrator
+ * introspects tables across all schemas, and a schema dropped by another test process in the middle
+ * of that query makes it fail ("schema … does not exist"); test migrations and schema drops
+ * therefore take turns. (Production runs one schema and never drops it.)
+ */
+export async function withSchemaLock<T>(fn: () => Promise<T>): Promise<T> {
+  const lock = await openDatabase({ databaseUrl: process.env['TEST_DATABASE_URL']!, poolSize: 1 });
+  try {
+    await sql`select pg_advisory_lock(727274)`.execute(lock.db);
+    return await fn();
+  } finally {
+    await sql`select pg_advisory_unlock(727274)`.execute(lock.db).catch(() => {});
+    await lock.close();
+  }
+}
+
+/**
  * A fresh app on a fresh database: in-memory PGlite, or a private schema of the test PostgreSQL that
  * is dropped afterwards. The clock is fixed and moves only when a test says so.
  */
@@ -50,7 +67,8 @@ export async function createTestContext(
   } else {
     handle = await openDatabase({});
   }
-  await migrate(handle.db);
+  if (schema) await withSchemaLock(() => migrate(handle.db));
+  else await migrate(handle.db);
   const clock = fixedClock(new Date());
   const services = createServices({ db: handle.db, clock, config, log: silentLogger });
   const app = await buildApp({ config, services, db: handle.db });
@@ -64,7 +82,9 @@ export async function createTestContext(
     clock,
     async close() {
       await app.close();
-      if (schema) await sql`drop schema ${sql.id(schema)} cascade`.execute(handle.db);
+      const dropping = schema;
+      if (dropping)
+        await withSchemaLock(() => sql`drop schema ${sql.id(dropping)} cascade`.execute(handle.db));
       await handle.close();
     },
   };
@@ -187,3 +207,19 @@ export const CHANNEL_FIELDS = [
   'value',
   'verified',
 ];
+
+/** One API request through `inject`, with an optional JSON payload. */
+export function send(
+  app: App,
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+  url: string,
+  headers: Record<string, string>,
+  payload?: unknown,
+) {
+  return app.inject({
+    method,
+    url,
+    headers,
+    ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+  });
+}

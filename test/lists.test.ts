@@ -6,6 +6,7 @@ import {
   describeEachEngine,
   ISO_DATE,
   type Session,
+  send,
   setPlan,
   signup,
   uniqueEmail,
@@ -47,19 +48,12 @@ const BULK_FIELDS = [
 describeEachEngine('lists', (ctx) => {
   const app = () => ctx().app;
 
-  function req(
+  const req = (
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     url: string,
     headers: Headers,
     payload?: unknown,
-  ) {
-    return app().inject({
-      method,
-      url,
-      headers,
-      ...(payload === undefined ? {} : { payload: payload as Json }),
-    });
-  }
+  ) => send(app(), method, url, headers, payload);
 
   /** A new user with their own account; its default brand's id and sid. */
   async function owner(): Promise<Tenant> {

@@ -9,6 +9,7 @@ import {
   describeEachEngine,
   ISO_DATE,
   type Session,
+  send,
   setPlan,
   signup,
   uniqueEmail,
@@ -25,19 +26,12 @@ describeEachEngine('segments', (ctx) => {
   const app = () => ctx().app;
   const deps = () => ctx().services.deps;
 
-  function req(
+  const req = (
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     url: string,
     headers: Headers,
     payload?: unknown,
-  ) {
-    return app().inject({
-      method,
-      url,
-      headers,
-      ...(payload === undefined ? {} : { payload: payload as Json }),
-    });
-  }
+  ) => send(app(), method, url, headers, payload);
 
   async function owner(): Promise<Tenant> {
     const s = await signup(app());

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { sql } from 'kysely';
 import { addContactsToList, removeContactsFromList } from '../src/domain/lists/memberships.ts';
 import { migrate, migrationNames, openDatabase } from '../src/store/db.ts';
-import { createTestContext, ENGINES, signup } from './helpers.ts';
+import { createTestContext, ENGINES, signup, withSchemaLock } from './helpers.ts';
 
 const pgUrl = process.env['TEST_DATABASE_URL'];
 
@@ -31,14 +31,14 @@ test('two processes migrating one PostgreSQL at once apply each migration exactl
   const a = await openDatabase({ databaseUrl: pgUrl, schema, poolSize: 2 });
   const b = await openDatabase({ databaseUrl: pgUrl, schema, poolSize: 2 });
   try {
-    const [ra, rb] = await Promise.all([migrate(a.db), migrate(b.db)]);
+    const [ra, rb] = await withSchemaLock(() => Promise.all([migrate(a.db), migrate(b.db)]));
     assert.deepEqual([...ra, ...rb].sort(), migrationNames(), 'exactly one process applied each migration');
     const rows = await sql<{ n: number }>`select count(*)::int as n from kysely_migration`.execute(a.db);
     assert.equal(rows.rows[0]!.n, migrationNames().length);
   } finally {
     await a.close();
     await b.close();
-    await sql`drop schema ${sql.id(schema)} cascade`.execute(admin.db);
+    await withSchemaLock(() => sql`drop schema ${sql.id(schema)} cascade`.execute(admin.db));
     await admin.close();
   }
 });

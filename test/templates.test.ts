@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { STARTERS } from '../src/domain/templates/starters.ts';
 import { validateDesign } from '../src/render/components.ts';
-import { bearer, createKey, describeEachEngine, ISO_DATE, type Session, signup } from './helpers.ts';
+import { bearer, createKey, describeEachEngine, ISO_DATE, type Session, send, signup } from './helpers.ts';
 
 type Json = Record<string, unknown>;
 type Headers = Record<string, string>;
@@ -68,19 +68,12 @@ function sampleDesign(): Json {
 describeEachEngine('templates', (ctx) => {
   const app = () => ctx().app;
 
-  function req(
+  const req = (
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     url: string,
     headers: Headers,
     payload?: unknown,
-  ) {
-    return app().inject({
-      method,
-      url,
-      headers,
-      ...(payload === undefined ? {} : { payload: payload as Json }),
-    });
-  }
+  ) => send(app(), method, url, headers, payload);
 
   /** A new user with their own account, its default brand given a company name, address and colour. */
   async function owner(): Promise<Tenant> {

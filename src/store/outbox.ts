@@ -1,6 +1,5 @@
-import type { ColumnType, Generated, Kysely, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { Db } from './db.ts';
-import type { Database } from './schema.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
@@ -39,11 +38,6 @@ export type OutboxInsert = {
   body: string | null;
 };
 
-// The table type lives here rather than in schema.ts so this area's storage stays in one module.
-function odb(db: Db): Kysely<Database & { outbox: OutboxTable }> {
-  return db.withTables<{ outbox: OutboxTable }>();
-}
-
 /** Stores one captured message and returns its id. */
 export async function insertOutboxMessage(
   db: Db,
@@ -51,7 +45,7 @@ export async function insertOutboxMessage(
   values: OutboxInsert,
   now: Date,
 ): Promise<number> {
-  const row = await odb(db)
+  const row = await db
     .insertInto('outbox')
     .values({ ...values, ...scope, created_at: now })
     .returning('id')
@@ -66,7 +60,7 @@ export function listOutboxMessages(
   limit: number,
   offset: number,
 ): Promise<OutboxSummaryRow[]> {
-  return odb(db)
+  return db
     .selectFrom('outbox')
     .select(['id', 'message_id', 'kind', 'to', 'from', 'subject', 'created_at'])
     .where('account_id', '=', scope.account_id)
@@ -79,7 +73,7 @@ export function listOutboxMessages(
 
 /** How many captured messages `listOutboxMessages` pages through. */
 export async function countOutboxMessages(db: Db, scope: OutboxScope): Promise<number> {
-  const row = await odb(db)
+  const row = await db
     .selectFrom('outbox')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('account_id', '=', scope.account_id)
@@ -90,7 +84,7 @@ export async function countOutboxMessages(db: Db, scope: OutboxScope): Promise<n
 
 /** One captured message of the brand, content included. */
 export function findOutboxMessage(db: Db, scope: OutboxScope, id: number): Promise<OutboxRow | undefined> {
-  return odb(db)
+  return db
     .selectFrom('outbox')
     .selectAll()
     .where('account_id', '=', scope.account_id)

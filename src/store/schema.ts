@@ -1,4 +1,8 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { OutboxTable } from './outbox.ts';
+import type { SendPermitsTable } from './send-permits.ts';
+import type { SuppressionsTable } from './suppressions.ts';
+import type { TemplatesTable } from './templates.ts';
 
 /** A timestamp: read as Date, written as Date or ISO string, defaulted by the database. */
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -348,6 +352,11 @@ export type Database = {
   uploads: UploadsTable;
   imports: ImportsTable;
   domain_events: DomainEventsTable;
+  // Tables whose row types live beside their store module.
+  templates: TemplatesTable;
+  outbox: OutboxTable;
+  send_permits: SendPermitsTable;
+  suppressions: SuppressionsTable;
 };
 
 export type User = Selectable<UsersTable>;

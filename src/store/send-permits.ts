@@ -1,6 +1,5 @@
-import { type ColumnType, type Generated, type Kysely, sql } from 'kysely';
+import { type ColumnType, type Generated, sql } from 'kysely';
 import type { Db } from './db.ts';
-import type { Database } from './schema.ts';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -13,11 +12,6 @@ export type SendPermitsTable = {
   expires_at: Timestamp;
 };
 
-// The table type lives here rather than in schema.ts so this area's storage stays in one module.
-function pdb(db: Db): Kysely<Database & { send_permits: SendPermitsTable }> {
-  return db.withTables<{ send_permits: SendPermitsTable }>();
-}
-
 /**
  * Serialises permit grants for `key` until the enclosing transaction ends; every process takes the
  * same lock, so counting then inserting is atomic across workers.
@@ -28,7 +22,7 @@ export async function lockPermitKey(db: Db, key: string): Promise<void> {
 
 /** The permits granted for `key` after `since` (exclusive), including any stamped later than now. */
 export async function permitsSince(db: Db, key: string, since: Date): Promise<number> {
-  const row = await pdb(db)
+  const row = await db
     .selectFrom('send_permits')
     .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('permits'), sql<number>`0`).as('total'))
     .where('key', '=', key)
@@ -63,7 +57,7 @@ export async function recordPermits(
   permits: number,
   expiresAt: Date,
 ): Promise<void> {
-  await pdb(db)
+  await db
     .insertInto('send_permits')
     .values({ key, granted_at: grantedAt, permits, expires_at: expiresAt })
     .execute();
@@ -71,7 +65,7 @@ export async function recordPermits(
 
 /** The grants recorded for `key`, oldest first (tests and diagnosis). */
 export async function listPermits(db: Db, key: string): Promise<{ granted_at: Date; permits: number }[]> {
-  return pdb(db)
+  return db
     .selectFrom('send_permits')
     .select(['granted_at', 'permits'])
     .where('key', '=', key)
@@ -82,6 +76,6 @@ export async function listPermits(db: Db, key: string): Promise<{ granted_at: Da
 
 /** Deletes grants that no longer count towards any window; housekeeping. */
 export async function purgeExpiredPermits(db: Db, now: Date): Promise<number> {
-  const result = await pdb(db).deleteFrom('send_permits').where('expires_at', '<', now).executeTakeFirst();
+  const result = await db.deleteFrom('send_permits').where('expires_at', '<', now).executeTakeFirst();
   return Number(result.numDeletedRows);
 }

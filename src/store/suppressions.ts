@@ -1,6 +1,5 @@
-import type { ColumnType, Generated, Kysely, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { Db } from './db.ts';
-import type { Database } from './schema.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
@@ -49,13 +48,8 @@ export type SuppressionInsert = {
   expires_at?: Date | null;
 };
 
-// The table type lives here rather than in schema.ts so this area's storage stays in one module.
-function sdb(db: Db): Kysely<Database & { suppressions: SuppressionsTable }> {
-  return db.withTables<{ suppressions: SuppressionsTable }>();
-}
-
 function filtered(db: Db, scope: SuppressionScope, filters: SuppressionFilters) {
-  let q = sdb(db)
+  let q = db
     .selectFrom('suppressions')
     .where('account_id', '=', scope.account_id)
     .where('brand_id', '=', scope.brand_id)
@@ -95,7 +89,7 @@ export function findSuppression(
   scope: SuppressionScope,
   id: number,
 ): Promise<SuppressionRow | undefined> {
-  return sdb(db)
+  return db
     .selectFrom('suppressions')
     .selectAll()
     .where('account_id', '=', scope.account_id)
@@ -110,7 +104,7 @@ export function findActiveSuppression(
   brandId: number,
   email: string,
 ): Promise<SuppressionRow | undefined> {
-  return sdb(db)
+  return db
     .selectFrom('suppressions')
     .selectAll()
     .where('brand_id', '=', brandId)
@@ -129,7 +123,7 @@ export async function insertSuppression(
   values: SuppressionInsert,
   now: Date,
 ): Promise<{ row: SuppressionRow; created: boolean }> {
-  const inserted = await sdb(db)
+  const inserted = await db
     .insertInto('suppressions')
     .values({ ...values, ...scope, active: true, created_at: now, updated_at: now })
     .onConflict((oc) => oc.columns(['brand_id', 'email']).where('active', '=', true).doNothing())
@@ -148,7 +142,7 @@ export function liftSuppression(
   id: number,
   now: Date,
 ): Promise<SuppressionRow | undefined> {
-  return sdb(db)
+  return db
     .updateTable('suppressions')
     .set({ active: false, lifted_at: now, updated_at: now })
     .where('account_id', '=', scope.account_id)
@@ -173,7 +167,7 @@ export async function findContactIdByEmail(db: Db, brandId: number, email: strin
 
 /** True when the contact still has any active suppression in its brand. */
 export async function contactHasActiveSuppression(db: Db, contactId: number): Promise<boolean> {
-  const row = await sdb(db)
+  const row = await db
     .selectFrom('suppressions')
     .select('id')
     .where('contact_id', '=', contactId)

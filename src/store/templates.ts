@@ -1,6 +1,5 @@
-import type { ColumnType, Generated, Kysely, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 import { type Db, json } from './db.ts';
-import type { Database } from './schema.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json<T> = ColumnType<T, string | undefined | null, string | null>;
@@ -48,11 +47,6 @@ export type TemplateValues = {
   generation_id?: number | null;
 };
 
-// The table type lives here rather than in schema.ts so this area's storage stays in one module.
-function tdb(db: Db): Kysely<Database & { templates: TemplatesTable }> {
-  return db.withTables<{ templates: TemplatesTable }>();
-}
-
 function encode(values: TemplateValues) {
   const { design, ...rest } = values;
   return design === undefined ? rest : { ...rest, design: design === null ? null : json(design) };
@@ -60,7 +54,7 @@ function encode(values: TemplateValues) {
 
 /** One template of the brand. */
 export function findTemplate(db: Db, scope: TemplateScope, id: number): Promise<TemplateRow | undefined> {
-  return tdb(db)
+  return db
     .selectFrom('templates')
     .selectAll()
     .where('account_id', '=', scope.account_id)
@@ -76,7 +70,7 @@ export function listTemplates(
   limit: number,
   offset: number,
 ): Promise<TemplateRow[]> {
-  return tdb(db)
+  return db
     .selectFrom('templates')
     .selectAll()
     .where('account_id', '=', scope.account_id)
@@ -89,7 +83,7 @@ export function listTemplates(
 
 /** How many templates `listTemplates` pages through. */
 export async function countTemplates(db: Db, scope: TemplateScope): Promise<number> {
-  const row = await tdb(db)
+  const row = await db
     .selectFrom('templates')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('account_id', '=', scope.account_id)
@@ -105,7 +99,7 @@ export function insertTemplate(
   values: TemplateValues & { name: string },
   now: Date,
 ): Promise<TemplateRow> {
-  return tdb(db)
+  return db
     .insertInto('templates')
     .values({ ...encode(values), name: values.name, ...scope, created_at: now, updated_at: now })
     .returningAll()
@@ -125,7 +119,7 @@ export function updateTemplate(
   now: Date,
   ifVersion?: number,
 ): Promise<TemplateRow | undefined> {
-  let query = tdb(db)
+  let query = db
     .updateTable('templates')
     .set((eb) => ({ ...encode(changes), version: eb('version', '+', 1), updated_at: now }))
     .where('account_id', '=', scope.account_id)
@@ -137,7 +131,7 @@ export function updateTemplate(
 
 /** Deletes a template of the brand; returns whether it existed. */
 export async function deleteTemplate(db: Db, scope: TemplateScope, id: number): Promise<boolean> {
-  const result = await tdb(db)
+  const result = await db
     .deleteFrom('templates')
     .where('account_id', '=', scope.account_id)
     .where('brand_id', '=', scope.brand_id)
