@@ -51,6 +51,8 @@ const SAMPLE_BRAND: Brand = {
   onboarding_state: {},
   setup_center_state: {},
   public_key_allowed_origins: [],
+  track_opens: true,
+  track_clicks: true,
   created_at: now,
   updated_at: now,
 };

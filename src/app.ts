@@ -18,7 +18,9 @@ import { directUploadPutRoute, directUploadRoutes } from './http/routes/direct-u
 import { eventRoutes } from './http/routes/events.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { importRoutes } from './http/routes/imports.ts';
+import { inboundWebhookRoutes } from './http/routes/inbound-webhooks.ts';
 import { listRoutes } from './http/routes/lists.ts';
+import { messageRoutes } from './http/routes/messages.ts';
 import { oauthPublicRoutes, oauthRoutes } from './http/routes/oauth.ts';
 import { outboxRoutes } from './http/routes/outbox.ts';
 import { publicContactRoutes } from './http/routes/public-contacts.ts';
@@ -27,6 +29,7 @@ import { suppressionRoutes } from './http/routes/suppressions.ts';
 import { teamRoutes } from './http/routes/team.ts';
 import { templateGenerateRoutes } from './http/routes/template-generate.ts';
 import { templateRoutes } from './http/routes/templates.ts';
+import { trackingRoutes } from './http/routes/tracking.ts';
 import { userRoutes } from './http/routes/user.ts';
 import { Account, Invite, Membership } from './http/schemas/account.ts';
 import { ApiKey, ApiKeyCreated } from './http/schemas/api-key.ts';
@@ -36,6 +39,7 @@ import { Contact, ContactChannel } from './http/schemas/contact.ts';
 import { Event } from './http/schemas/event.ts';
 import { DirectUpload, Import } from './http/schemas/import.ts';
 import { BulkListContactsResponse, ContactList, ListDeleteWarning } from './http/schemas/list.ts';
+import { Message } from './http/schemas/message.ts';
 import { OutboxMessage, OutboxMessageSummary } from './http/schemas/outbox.ts';
 import { Segment } from './http/schemas/segment.ts';
 import { Suppression } from './http/schemas/suppression.ts';
@@ -88,6 +92,7 @@ const SHARED_SCHEMAS = [
   OutboxMessageSummary,
   OutboxMessage,
   Suppression,
+  Message,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -148,6 +153,9 @@ export async function buildApp(deps: AppDeps) {
   planRoutes(app);
   oauthPublicRoutes(app, services);
   directUploadPutRoute(app, services);
+  inboundWebhookRoutes(app, services);
+  // Open pixel, click redirect, unsubscribe page and one-click POST: public, signed by token.
+  trackingRoutes(app, services);
 
   // Browser-callable endpoints (website forms on other origins). CORS is open here; which origins may
   // use a key is the key's own allowed-origins check.
@@ -187,6 +195,7 @@ export async function buildApp(deps: AppDeps) {
     templateRoutes(authed, services);
     outboxRoutes(authed, services);
     suppressionRoutes(authed, services);
+    messageRoutes(authed, services);
   });
 
   return app;

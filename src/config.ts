@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -34,6 +34,21 @@ export type Config = Readonly<{
   /** Sent as `Authorization: Bearer …` when set (local servers often need none). */
   aiApiKey: string | undefined;
   aiModel: string | undefined;
+  /**
+   * Sender domains the operator vouches for (their SMTP relay or provider may send for them): a From
+   * address in one of these counts as a verified identity for every brand. Others use the sandbox sender.
+   */
+  verifiedSenderDomains: readonly string[];
+  /** The send worker: messages in flight per process, claim lease, attempts before `failed`. */
+  worker: Readonly<{ concurrency: number; leaseSeconds: number; maxAttempts: number }>;
+  /** SMTP_RATE_LIMIT, e.g. "14/s" or "14/s,10000/h": the system transport's send rate across all workers. */
+  smtpRateLimit: SendRateLimitConfig | undefined;
+  /** Delivery-feedback webhooks (`POST /webhooks/inbound/{provider}`); a provider is on once its secret is set. */
+  inboundWebhooks: InboundWebhookConfig;
+  /** SOFT_BOUNCE_LIMIT: soft-bouncing messages to one address within the window that suppress it (default 3). */
+  softBounceLimit: number;
+  /** SOFT_BOUNCE_WINDOW_HOURS: that window (default 168 = 7 days). */
+  softBounceWindowHours: number;
   oauth: Readonly<{
     google: OAuthProviderConfig | undefined;
     github: OAuthProviderConfig | undefined;
@@ -47,6 +62,50 @@ export type OAuthProviderConfig = Readonly<{
   tokenUrl: string;
   userInfoUrl: string;
   emailsUrl?: string;
+}>;
+
+/** Messages per second plus an optional longer sliding window. */
+export type SendRateLimitConfig = Readonly<{
+  perSecond: number;
+  window: Readonly<{ seconds: number; max: number }> | undefined;
+}>;
+
+/** Parses "14/s", "14/s,10000/h" (units s, m, h, d); undefined when malformed. */
+export function parseRateLimit(value: string): SendRateLimitConfig | undefined {
+  const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+  let perSecond: number | undefined;
+  let window: { seconds: number; max: number } | undefined;
+  for (const part of value.split(',')) {
+    const m = /^\s*(\d+)\s*\/\s*([smhd])\s*$/.exec(part);
+    if (!m) return undefined;
+    const max = Number(m[1]);
+    const seconds = units[m[2]!]!;
+    if (max < 1) return undefined;
+    if (seconds === 1 && perSecond === undefined) perSecond = max;
+    else if (seconds > 1 && window === undefined) window = { seconds, max };
+    else return undefined;
+  }
+  if (perSecond === undefined) return undefined;
+  return Object.freeze({ perSecond, window: window ? Object.freeze(window) : undefined });
+}
+
+/** Secrets of the delivery-feedback webhooks; each provider's endpoint answers 503 until its secret is set. */
+export type InboundWebhookConfig = Readonly<{
+  /** MAILGUN_WEBHOOK_SIGNING_KEY: Mailgun's "HTTP webhook signing key". */
+  mailgunSigningKey: string | undefined;
+  /** POSTMARK_WEBHOOK_USER / POSTMARK_WEBHOOK_PASSWORD: HTTP Basic credentials put in Postmark's webhook URL. */
+  postmarkUser: string | undefined;
+  postmarkPassword: string | undefined;
+  /** SENDGRID_WEBHOOK_PUBLIC_KEY: the Signed Event Webhook verification key (base64 DER, as SendGrid shows it). */
+  sendgridPublicKey: string | undefined;
+  /** RESEND_WEBHOOK_SECRET: the endpoint's signing secret (`whsec_…`). */
+  resendSecret: string | undefined;
+  /** SES_SNS_TOPIC_ARNS: the SNS topics (comma-separated ARNs) SES feedback comes from; SES is off without them. */
+  sesTopicArns: readonly string[] | undefined;
+  /** SNS_CERT_URL_PATTERN: regex a SigningCertURL must match before it is fetched (default: SNS over HTTPS). */
+  snsCertUrlPattern: string;
+  /** SNS_SUBSCRIBE_URL_PATTERN: regex a SubscribeURL must match before it is visited (default: SNS over HTTPS). */
+  snsSubscribeUrlPattern: string;
 }>;
 
 export class ConfigError extends Error {
@@ -136,6 +195,36 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
   const aiApiKey = str('AI_API_KEY');
   const aiModel = str('AI_MODEL');
 
+  const verifiedSenderDomains = Object.freeze(
+    (str('VERIFIED_SENDER_DOMAINS') ?? '')
+      .split(',')
+      .map((d) => d.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  if (
+    verifiedSenderDomains.some(
+      (d) => !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(d),
+    )
+  ) {
+    problems.push(
+      'VERIFIED_SENDER_DOMAINS must be comma-separated domain names, e.g. example.com,mail.example.org',
+    );
+  }
+  const worker = Object.freeze({
+    concurrency: int('WORKER_CONCURRENCY', 20, 1, 1000),
+    leaseSeconds: int('WORKER_LEASE_SECONDS', 120, 2, 3600),
+    maxAttempts: int('MESSAGE_MAX_ATTEMPTS', 8, 1, 50),
+  });
+  const smtpRateLimitRaw = str('SMTP_RATE_LIMIT');
+  const smtpRateLimit = smtpRateLimitRaw === undefined ? undefined : parseRateLimit(smtpRateLimitRaw);
+  if (smtpRateLimitRaw !== undefined && smtpRateLimit === undefined) {
+    problems.push('SMTP_RATE_LIMIT must look like "14/s" or "14/s,10000/h" (units s, m, h, d)');
+  }
+
+  const inboundWebhooks = inboundWebhookConfig(str, problems);
+  const softBounceLimit = int('SOFT_BOUNCE_LIMIT', 3, 1, 1000);
+  const softBounceWindowHours = int('SOFT_BOUNCE_WINDOW_HOURS', 168, 1, 24 * 365);
+
   let secretKey = str('SECRET_KEY');
   if (secretKey !== undefined && secretKey.length < 32) {
     problems.push('SECRET_KEY must be at least 32 characters');
@@ -199,7 +288,79 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     aiBaseUrl,
     aiApiKey,
     aiModel,
+    verifiedSenderDomains,
+    worker,
+    smtpRateLimit,
+    inboundWebhooks,
+    softBounceLimit,
+    softBounceWindowHours,
     oauth: Object.freeze({ google, github }),
+  });
+}
+
+/** Reads and checks the delivery-feedback webhook secrets (each problem is added to `problems`). */
+function inboundWebhookConfig(
+  str: (name: string) => string | undefined,
+  problems: string[],
+): InboundWebhookConfig {
+  const postmarkUser = str('POSTMARK_WEBHOOK_USER');
+  const postmarkPassword = str('POSTMARK_WEBHOOK_PASSWORD');
+  if ((postmarkUser === undefined) !== (postmarkPassword === undefined)) {
+    problems.push('POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD must be set together');
+  } else if (postmarkUser?.includes(':')) {
+    problems.push('POSTMARK_WEBHOOK_USER must not contain ":"');
+  }
+  const sendgridPublicKey = str('SENDGRID_WEBHOOK_PUBLIC_KEY');
+  if (sendgridPublicKey !== undefined) {
+    try {
+      const key = sendgridPublicKey.includes('BEGIN PUBLIC KEY')
+        ? createPublicKey(sendgridPublicKey)
+        : createPublicKey({ key: Buffer.from(sendgridPublicKey, 'base64'), format: 'der', type: 'spki' });
+      if (key.asymmetricKeyType !== 'ec') throw new Error('not EC');
+    } catch {
+      problems.push('SENDGRID_WEBHOOK_PUBLIC_KEY must be the base64 ECDSA public key SendGrid shows');
+    }
+  }
+  const resendSecret = str('RESEND_WEBHOOK_SECRET');
+  if (resendSecret !== undefined && !/^(whsec_)?[A-Za-z0-9+/]+={0,2}$/.test(resendSecret)) {
+    problems.push(
+      'RESEND_WEBHOOK_SECRET must be the signing secret Resend shows (whsec_ followed by base64)',
+    );
+  }
+  const arns = str('SES_SNS_TOPIC_ARNS')
+    ?.split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  if (arns?.some((a) => !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/.test(a))) {
+    problems.push(
+      'SES_SNS_TOPIC_ARNS must be comma-separated SNS topic ARNs, e.g. arn:aws:sns:us-east-1:123456789012:ses-feedback',
+    );
+  }
+  const pattern = (name: string, fallback: string) => {
+    const value = str(name) ?? fallback;
+    try {
+      new RegExp(value);
+    } catch {
+      problems.push(`${name} is not a valid regular expression`);
+      return fallback;
+    }
+    return value;
+  };
+  return Object.freeze({
+    mailgunSigningKey: str('MAILGUN_WEBHOOK_SIGNING_KEY'),
+    postmarkUser,
+    postmarkPassword,
+    sendgridPublicKey,
+    resendSecret,
+    sesTopicArns: arns?.length ? Object.freeze(arns) : undefined,
+    snsCertUrlPattern: pattern(
+      'SNS_CERT_URL_PATTERN',
+      '^https://sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/SimpleNotificationService-[A-Za-z0-9]+\\.pem$',
+    ),
+    snsSubscribeUrlPattern: pattern(
+      'SNS_SUBSCRIBE_URL_PATTERN',
+      '^https://sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/\\?',
+    ),
   });
 }
 

@@ -1,8 +1,9 @@
 import { pino } from 'pino';
 import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
-import { selectTransport } from './delivery/select.ts';
+import { selectChannelTransports } from './delivery/select.ts';
 import { createServices } from './domain/services.ts';
+import { startMessageWorker } from './jobs/message-worker.ts';
 import { startWorkers } from './jobs/runner.ts';
 import { systemClock } from './lib/clock.ts';
 import { embeddedDir, migrate, openDatabase } from './store/db.ts';
@@ -25,9 +26,18 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
   const app = options.http ? await buildApp({ config, services, db: handle.db, logger: log }) : undefined;
   const workers = options.worker ? startWorkers(services.deps) : undefined;
   // Chosen once per process: SMTP when SMTP_URL is set, otherwise capture (logged loudly: nothing is
-  // delivered). The message workers of the delivery issue send through it.
-  const transport = options.worker
-    ? selectTransport(config, { db: handle.db, clock: systemClock, log })
+  // delivered).
+  const transports = options.worker
+    ? selectChannelTransports(config, { db: handle.db, clock: systemClock, log })
+    : undefined;
+  const sender = transports
+    ? startMessageWorker(services.deps, {
+        transports,
+        concurrency: config.worker.concurrency,
+        leaseSeconds: config.worker.leaseSeconds,
+        maxAttempts: config.worker.maxAttempts,
+        rateLimit: config.smtpRateLimit && config.smtpUrl ? config.smtpRateLimit : undefined,
+      })
     : undefined;
 
   let stopping = false;
@@ -38,8 +48,8 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     try {
-      await Promise.all([app?.close(), workers?.stop()]);
-      await transport?.close();
+      await Promise.all([app?.close(), workers?.stop(), sender?.stop()]);
+      await transports?.email.close();
       await handle.close();
     } finally {
       clearTimeout(force);

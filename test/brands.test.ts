@@ -55,6 +55,8 @@ const BRAND_FIELDS = [
   'test_email_recipients',
   'text_color',
   'tone',
+  'track_clicks',
+  'track_opens',
   'updated_at',
   'using_sandbox',
 ];

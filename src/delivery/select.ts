@@ -5,6 +5,22 @@ import { createCaptureTransport } from './capture.ts';
 import { createSmtpTransport } from './smtp.ts';
 import type { DkimLookup, Transport } from './transport.ts';
 
+/** The transports a worker sends through, per channel (null: nothing configured for that channel). */
+export type ChannelTransports = { email: Transport; sms: Transport | null };
+
+/**
+ * The system transports per channel: email as `selectTransport` picks it; SMS is captured alongside
+ * email in capture mode, and has no system transport when SMTP is configured (SMS needs a provider
+ * integration such as Twilio).
+ */
+export function selectChannelTransports(
+  config: { smtpUrl: string | undefined },
+  deps: SelectTransportDeps,
+): ChannelTransports {
+  const email = selectTransport(config, deps);
+  return { email, sms: email.channels.includes('sms') ? email : null };
+}
+
 /** What picking the system transport needs. */
 export type SelectTransportDeps = { db: Db; clock: Clock; log: Logger; dkimLookup?: DkimLookup };
 

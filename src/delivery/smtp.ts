@@ -95,12 +95,22 @@ export function createSmtpTransport(options: SmtpTransportOptions): Transport {
           const { permanent, error } = classifySmtpError(
             rejection ?? { message: info.response || 'recipient rejected' },
           );
-          return { status: 'failed', permanent, provider: 'smtp', error };
+          return { status: 'failed', permanent, provider: 'smtp', error, recipient_rejected: permanent };
         }
         return { status: 'sent', provider: 'smtp', provider_id: info.messageId ?? null };
       } catch (err) {
         const { permanent, error } = classifySmtpError(err);
-        return { status: 'failed', permanent, provider: 'smtp', error };
+        // 5xx to RCPT TO or DATA is the receiving side refusing this recipient/message: a hard bounce.
+        // (5xx to MAIL FROM or AUTH is about us, not the recipient.)
+        const command = (err as { command?: string } | null)?.command ?? '';
+        const rejected = permanent && /^(RCPT|DATA)/i.test(command);
+        return {
+          status: 'failed',
+          permanent,
+          provider: 'smtp',
+          error,
+          ...(rejected ? { recipient_rejected: true } : {}),
+        };
       }
     },
     async close() {

@@ -82,6 +82,11 @@ export type SendResult =
       error: string;
       /** The provider asked us to wait this long (HTTP Retry-After) before retrying. */
       retry_after_seconds?: number;
+      /**
+       * The receiving server refused the recipient or the content for good (SMTP 5xx at RCPT/DATA):
+       * counts as a hard bounce of the address.
+       */
+      recipient_rejected?: boolean;
     };
 
 /** Per-send context: the tenant the message belongs to and, when known, the DKIM key to sign with. */

@@ -9,9 +9,12 @@ import { createScrapeService } from './brands/scrape.ts';
 import { createContactService } from './contacts/contacts.ts';
 import { createEnrichmentService } from './contacts/enrich.ts';
 import type { Deps } from './deps.ts';
+import { createEngagementService } from './engagement/engagement.ts';
 import { createEventService } from './events/events.ts';
+import { createInboundWebhookService } from './feedback/inbound.ts';
 import { createImportService } from './imports/imports.ts';
 import { createListService } from './lists/lists.ts';
+import { createMessageService } from './messages/messages.ts';
 import { createOAuthService } from './oauth/oauth.ts';
 import { createOutboxService } from './outbox/outbox.ts';
 import { createRateLimiter } from './rate-limit.ts';
@@ -19,6 +22,7 @@ import { createSegmentService } from './segments/segments.ts';
 import { createSuppressionService } from './suppressions/suppressions.ts';
 import { createTemplateGenerationService } from './templates/generate.ts';
 import { createTemplateService } from './templates/templates.ts';
+import { createUnsubscribeService } from './unsubscribe/unsubscribe.ts';
 import { createUploadService } from './uploads/uploads.ts';
 import { createUserService } from './users/users.ts';
 
@@ -52,6 +56,10 @@ export function createServices(deps: Deps) {
     templateGeneration: createTemplateGenerationService(deps),
     outbox: createOutboxService(deps),
     suppressions: createSuppressionService(deps),
+    inboundWebhooks: createInboundWebhookService(deps),
+    engagement: createEngagementService(deps),
+    unsubscribes: createUnsubscribeService(deps),
+    messages: createMessageService(deps),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Deps } from '../domain/deps.ts';
 import { runDueImports } from '../domain/imports/runner.ts';
 import { refreshSegmentLists } from '../domain/segments/list-population.ts';
 import { purgeFinishedBrandScrapes } from '../store/brand-scrapes.ts';
+import { purgeExpiredIdempotencyKeys } from '../store/messages.ts';
 import { purgeExpiredWindows } from '../store/rate-limits.ts';
 import { purgeExpiredPermits } from '../store/send-permits.ts';
 import { purgeExpiredRevocations } from '../store/tokens.ts';
@@ -24,6 +25,7 @@ export const housekeeping: PeriodicTask = {
     await purgeExpiredPermits(db, now);
     await purgeFinishedBrandScrapes(db, new Date(now.getTime() - SCRAPE_RETENTION_MS));
     await purgeExpiredUploads(db, now);
+    await purgeExpiredIdempotencyKeys(db, now);
   },
 };
 

@@ -14,6 +14,7 @@ import * as m007 from './migrations/007-templates.ts';
 import * as m008 from './migrations/008-outbox.ts';
 import * as m009 from './migrations/009-send-permits.ts';
 import * as m010 from './migrations/010-suppressions.ts';
+import * as m011 from './migrations/011-messages.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -84,6 +85,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '008-outbox': m008,
   '009-send-permits': m009,
   '010-suppressions': m010,
+  '011-messages': m011,
 };
 
 /** The names of every migration, in order. */

@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { MessageEventsTable, MessageIdempotencyTable, MessagesTable } from './messages.ts';
 import type { OutboxTable } from './outbox.ts';
 import type { SendPermitsTable } from './send-permits.ts';
 import type { SuppressionsTable } from './suppressions.ts';
@@ -108,6 +109,10 @@ export type BrandsTable = {
   onboarding_state: Json<JsonObject>;
   setup_center_state: Json<JsonObject>;
   public_key_allowed_origins: Json<string[]>;
+  /** Open pixel on marketing mail (migration 011). */
+  track_opens: Generated<boolean>;
+  /** Click redirects on marketing mail (migration 011). */
+  track_clicks: Generated<boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
 };
@@ -357,6 +362,9 @@ export type Database = {
   outbox: OutboxTable;
   send_permits: SendPermitsTable;
   suppressions: SuppressionsTable;
+  messages: MessagesTable;
+  message_idempotency: MessageIdempotencyTable;
+  message_events: MessageEventsTable;
 };
 
 export type User = Selectable<UsersTable>;

@@ -4,7 +4,14 @@ import type { Db } from './db.ts';
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 
-export const SUPPRESSION_REASONS = ['hard_bounce', 'soft_bounce', 'complaint', 'manual', 'admin'] as const;
+export const SUPPRESSION_REASONS = [
+  'hard_bounce',
+  'soft_bounce',
+  'complaint',
+  'manual',
+  'admin',
+  'unsubscribe',
+] as const;
 export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
 
 /** The `suppressions` table (migration 010). */

@@ -16,9 +16,11 @@ import {
 } from '../../store/brands.ts';
 import type { Db } from '../../store/db.ts';
 import { json } from '../../store/db.ts';
+import { brandsWithMessages, countSandboxMessages } from '../../store/messages.ts';
 import type { Brand, BrandLink, BrandUpdate, JsonObject } from '../../store/schema.ts';
 import { planBySlug } from '../accounts/plans.ts';
 import type { Deps } from '../deps.ts';
+import { brandHasVerifiedSender, monthStart, sandboxAddress } from '../messages/sender.ts';
 
 export const ONBOARDING_STEPS = ['brand_setup', 'domain_verified', 'first_contact', 'first_send'] as const;
 export type OnboardingStep = (typeof ONBOARDING_STEPS)[number];
@@ -62,6 +64,8 @@ export type BrandInput = Partial<{
   default_footer: JsonObject;
   default_theme: JsonObject;
   public_key_allowed_origins: string[];
+  track_opens: boolean;
+  track_clicks: boolean;
 }>;
 
 /**
@@ -153,6 +157,9 @@ export function validateBrandInput(input: BrandInput): BrandUpdate {
     });
     out.public_key_allowed_origins = json(origins);
   }
+  // Open pixel and click redirects on this brand's marketing mail.
+  if (input.track_opens !== undefined) out.track_opens = input.track_opens;
+  if (input.track_clicks !== undefined) out.track_clicks = input.track_clicks;
   errors.throwIfAny();
   return out;
 }
@@ -269,6 +276,8 @@ export function brandView(brand: Brand, facts: BrandFacts, options: { appUrl: st
     email_from_name: brand.email_from_name,
     email_from_email: brand.email_from_email,
     email_reply_to: brand.email_reply_to,
+    track_opens: brand.track_opens,
+    track_clicks: brand.track_clicks,
     test_email_recipients: brand.test_email_recipients,
     onboarding_state: brand.onboarding_state,
     onboarding: onboardingView(brand, facts),
@@ -285,32 +294,35 @@ export function brandView(brand: Brand, facts: BrandFacts, options: { appUrl: st
   };
 }
 
-/** The shared sender a brand uses until it verifies its own domain. */
-export function sandboxAddress(brand: Pick<Brand, 'sid'>, appUrl: string): string {
-  const host = new URL(appUrl).hostname;
-  const domain = host.includes('.') ? host : `${host}.localdomain`;
-  return `sandbox+${brand.sid.toLowerCase()}@${domain}`;
-}
-
 /**
  * Facts for several brands in one pass. Areas that do not exist yet contribute their neutral
  * value; each later area replaces its line with a real query.
  */
-export async function brandFacts(db: Db, brands: Brand[]): Promise<Map<number, BrandFacts>> {
+export async function brandFacts(
+  db: Db,
+  brands: Brand[],
+  options: { verifiedDomains: readonly string[]; now: Date },
+): Promise<Map<number, BrandFacts>> {
   const ids = brands.map((b) => b.id);
-  const [keyed, counts] = await Promise.all([brandsWithApiKeys(db, ids), contactCounts(db, ids)]);
+  const [keyed, counts, sandbox, sent] = await Promise.all([
+    brandsWithApiKeys(db, ids),
+    contactCounts(db, ids),
+    countSandboxMessages(db, ids, monthStart(options.now)),
+    brandsWithMessages(db, ids),
+  ]);
   const facts = new Map<number, BrandFacts>();
   for (const brand of brands) {
     const contacts = counts.get(brand.id) ?? { total: 0, subscribed: 0 };
     facts.set(brand.id, {
-      // Domains and sends arrive with the delivery issue; until then nothing is verified or sent.
-      domain_verified: false,
+      // Verified: the brand's From address is in an operator-vouched domain (the domains area adds
+      // per-brand verified domains).
+      domain_verified: brandHasVerifiedSender(brand, options.verifiedDomains),
       subscribed_contacts_count: contacts.subscribed,
-      sandbox_sent_this_month: 0,
+      sandbox_sent_this_month: sandbox.get(brand.id) ?? 0,
       has_api_key: keyed.has(brand.id),
-      has_transactional_send: false,
+      has_transactional_send: sent.transactional.has(brand.id),
       has_contacts: contacts.total > 0,
-      has_sent: false,
+      has_sent: sent.any.has(brand.id),
     });
   }
   return facts;
@@ -319,10 +331,11 @@ export async function brandFacts(db: Db, brands: Brand[]): Promise<Map<number, B
 /** Brand operations of one account. */
 export function createBrandService(deps: Deps) {
   const { db, clock, config } = deps;
+  const factOptions = () => ({ verifiedDomains: config.verifiedSenderDomains, now: clock.now() });
 
   async function views(brands: Brand[]) {
     if (brands.length === 0) return [];
-    const facts = await brandFacts(db, brands);
+    const facts = await brandFacts(db, brands, factOptions());
     const accounts = new Map<number, boolean>();
     for (const b of brands) {
       if (!accounts.has(b.account_id)) {
@@ -417,7 +430,7 @@ export function createBrandService(deps: Deps) {
     /** The brand's onboarding checklist. */
     async onboarding(accountId: number, sidOrId: string) {
       const brand = await load(accountId, sidOrId);
-      const facts = (await brandFacts(db, [brand])).get(brand.id)!;
+      const facts = (await brandFacts(db, [brand], factOptions())).get(brand.id)!;
       return onboardingView(brand, facts);
     },
 
@@ -440,7 +453,7 @@ export function createBrandService(deps: Deps) {
           updated_at: clock.now(),
         }))!;
       });
-      const facts = (await brandFacts(db, [updated])).get(updated.id)!;
+      const facts = (await brandFacts(db, [updated], factOptions())).get(updated.id)!;
       return onboardingView(updated, facts);
     },
 
@@ -448,7 +461,7 @@ export function createBrandService(deps: Deps) {
     async setupCenter(accountId: number, sidOrId: string) {
       const brand = await load(accountId, sidOrId);
       const account = await findAccountById(db, accountId);
-      const facts = (await brandFacts(db, [brand])).get(brand.id)!;
+      const facts = (await brandFacts(db, [brand], factOptions())).get(brand.id)!;
       return setupCenterView(brand, facts, account?.plan ?? 'free');
     },
 
@@ -488,7 +501,7 @@ export function createBrandService(deps: Deps) {
         }))!;
       });
       const account = await findAccountById(db, accountId);
-      const facts = (await brandFacts(db, [updated])).get(updated.id)!;
+      const facts = (await brandFacts(db, [updated], factOptions())).get(updated.id)!;
       return setupCenterView(updated, facts, account?.plan ?? 'free');
     },
   };

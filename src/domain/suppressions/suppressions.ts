@@ -39,7 +39,8 @@ export async function isSuppressed(db: Db, brandId: number, email: string): Prom
 
 /**
  * Suppresses an address in the brand (idempotent: an active suppression is returned as it is) and flags
- * the brand's contact with that address, in one transaction. For the API and for delivery feedback.
+ * the brand's contact with that address, in one transaction (the caller's, when `db` is one). For the
+ * API and for delivery feedback.
  */
 export async function suppressAddress(
   db: Db,
@@ -48,14 +49,17 @@ export async function suppressAddress(
   now: Date,
 ): Promise<{ row: SuppressionRow; created: boolean }> {
   const email = normalizeEmail(values.email);
-  return db.transaction().execute(async (trx) => {
+  const run = async (trx: Db) => {
     const contactId = await findContactIdByEmail(trx, scope.brand_id, email);
     const result = await insertSuppression(trx, scope, { ...values, email, contact_id: contactId }, now);
     if (result.created && contactId !== null) {
       await setContactSuppressed(trx, scope.brand_id, contactId, true, values.reason, now);
     }
     return result;
-  });
+  };
+  // Joins the caller's transaction when given one (delivery feedback records the event and the
+  // suppression together); Kysely transactions do not nest.
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
 }
 
 function present(row: SuppressionRow) {

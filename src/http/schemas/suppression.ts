@@ -1,4 +1,5 @@
 import Type from 'typebox';
+import { SUPPRESSION_REASONS } from '../../store/suppressions.ts';
 import { DateTime, Nullable, StringEnum } from './common.ts';
 
 /** An address the brand does not email. */
@@ -6,7 +7,7 @@ export const Suppression = Type.Object(
   {
     id: Type.Integer(),
     email: Type.String({ description: 'The suppressed address, normalised (trimmed, lower-case)' }),
-    reason: StringEnum(['hard_bounce', 'soft_bounce', 'complaint', 'manual', 'admin'] as const),
+    reason: StringEnum(SUPPRESSION_REASONS),
     active: Type.Boolean({ description: 'False once lifted; lifted suppressions are kept as history' }),
     contact_id: Nullable(Type.Integer({ description: "The brand's contact with this address, if any" })),
     source_provider: Nullable(Type.String({ description: 'Provider that reported the bounce/complaint' })),
@@ -35,7 +36,7 @@ export const SuppressionCreateBody = Type.Object({
 /** GET filters plus paging. */
 export const SuppressionListQuery = Type.Object({
   email: Type.Optional(Type.String({ description: 'Exact address (normalised before matching)' })),
-  reason: Type.Optional(StringEnum(['hard_bounce', 'soft_bounce', 'complaint', 'manual', 'admin'] as const)),
+  reason: Type.Optional(StringEnum(SUPPRESSION_REASONS)),
   source_provider: Type.Optional(Type.String()),
   active: Type.Optional(Type.Boolean({ description: 'Default true; false lists lifted suppressions' })),
   page: Type.Optional(Type.Integer({ minimum: 1, description: 'Page number, from 1' })),

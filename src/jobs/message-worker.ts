@@ -1,0 +1,146 @@
+/**
+ * The send worker: keeps up to `concurrency` messages in flight, claiming due ones in batches with
+ * SKIP LOCKED (so any number of worker processes share the queue), honouring the transport's rate
+ * limit across processes, and stopping in two phases: stop claiming, finish what is in flight, give
+ * back claims that never started.
+ */
+import type { SendRateLimits } from '../delivery/rate-limit.ts';
+import { createSendRateLimiter } from '../delivery/rate-limit.ts';
+import type { Deps } from '../domain/deps.ts';
+import { type ChannelTransports, type DeliveryOutcome, deliverMessage } from '../domain/messages/delivery.ts';
+import { claimDueMessages, releaseClaims, reschedule } from '../store/message-queue.ts';
+import type { MessageRow } from '../store/messages.ts';
+
+export type MessageWorkerOptions = {
+  transports: ChannelTransports;
+  /** Messages in flight at once in this process. */
+  concurrency: number;
+  /** How long a claim is held; a crashed worker's messages are taken over after this. */
+  leaseSeconds: number;
+  maxAttempts: number;
+  /** The email transport's send rate across all processes; none → unlimited. */
+  rateLimit?: SendRateLimits | undefined;
+  /** Sleep between polls when the queue is empty. */
+  idlePollMs?: number;
+  /** Called after each message (tests and benchmarks count outcomes). */
+  onOutcome?: (outcome: DeliveryOutcome, message: MessageRow) => void;
+};
+
+export type MessageWorker = {
+  /** Stops claiming, waits for in-flight sends, releases unstarted claims. */
+  stop(): Promise<void>;
+  /** Resolves once the queue has no due message and nothing is in flight (tests). */
+  drained(): Promise<void>;
+};
+
+/** Starts the loop; it runs until `stop()`. */
+export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): MessageWorker {
+  const { db, clock, log } = deps;
+  const limiter = createSendRateLimiter({ db, clock });
+  const idlePollMs = options.idlePollMs ?? 200;
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  let idleWaiters: (() => void)[] = [];
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+
+  const run = (message: MessageRow, lease: Date) => {
+    const task = deliverMessage(deps, options, message, lease)
+      .then((outcome) => options.onOutcome?.(outcome, message))
+      .catch((err: unknown) => log.error({ err, message_id: message.id }, 'delivery failed unexpectedly'))
+      .finally(() => {
+        inFlight.delete(task);
+        wake?.();
+      });
+    inFlight.add(task);
+  };
+
+  /** Grants permits for `wanted` messages; the rest are put back until a permit frees up. */
+  async function permitted(claimed: MessageRow[], lease: Date): Promise<MessageRow[]> {
+    if (!options.rateLimit) return claimed;
+    const emails = claimed.filter((m) => m.channel === 'email');
+    const grant = await limiter.acquire(
+      `transport:${options.transports.email.name}`,
+      options.rateLimit,
+      emails.length,
+    );
+    const refused = emails.slice(grant.granted);
+    if (refused.length === 0) return claimed;
+    const now = clock.now();
+    const runAfter = new Date(now.getTime() + grant.retryAfterMs);
+    await Promise.all(
+      refused.map((m) =>
+        reschedule(db, m.id, lease, runAfter, { provider: m.provider, error: m.error }, now),
+      ),
+    );
+    const refusedIds = new Set(refused.map((m) => m.id));
+    return claimed.filter((m) => !refusedIds.has(m.id));
+  }
+
+  async function loop() {
+    while (!stopping) {
+      const free = options.concurrency - inFlight.size;
+      if (free <= 0) {
+        await sleep(idlePollMs);
+        continue;
+      }
+      let claimed: MessageRow[] = [];
+      const now = clock.now();
+      const lease = new Date(now.getTime() + options.leaseSeconds * 1000);
+      try {
+        claimed = await claimDueMessages(db, now, free, lease);
+        if (stopping) {
+          await releaseClaims(
+            db,
+            claimed.map((m) => m.id),
+            lease,
+          );
+          break;
+        }
+        claimed = await permitted(claimed, lease);
+      } catch (err) {
+        log.error({ err }, 'claiming messages failed');
+        await sleep(idlePollMs * 5);
+        continue;
+      }
+      for (const message of claimed) run(message, lease);
+      if (claimed.length === 0) {
+        if (inFlight.size === 0) {
+          for (const resolve of idleWaiters) resolve();
+          idleWaiters = [];
+        }
+        await sleep(idlePollMs);
+      } else if (inFlight.size >= options.concurrency) {
+        await sleep(idlePollMs);
+      }
+    }
+  }
+
+  const looping = loop();
+  return {
+    async stop() {
+      stopping = true;
+      wake?.();
+      await looping;
+      await Promise.all(inFlight);
+      for (const resolve of idleWaiters) resolve();
+      idleWaiters = [];
+    },
+    drained() {
+      return new Promise<void>((resolve) => {
+        idleWaiters.push(resolve);
+        wake?.();
+      });
+    },
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * Exactly-once delivery across `kill -9`: a real `mailwright worker` process sends 2,000 queued
+ * messages to an in-process SMTP server, is killed mid-way without warning, and restarted. Every
+ * recipient must get exactly one message — except messages whose attempt was cut off between the SMTP
+ * server's 250 and our database write: those are flagged `ambiguous` and may arrive twice (with the
+ * same Message-ID, so they can be traced).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { type Db, type Engine, migrate, openDatabase } from '../src/store/db.ts';
+import { ENGINES, withSchemaLock } from './helpers.ts';
+import { parseMessage, startSink } from './smtp-sink.ts';
+
+const TOTAL = 2000;
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** Where the worker process finds the database, and how the test opens it. */
+type Target = {
+  env: Record<string, string>;
+  open(): Promise<{ db: Db; close(): Promise<void> }>;
+  cleanup(): Promise<void>;
+};
+
+async function target(engine: Engine): Promise<Target> {
+  if (engine === 'postgres') {
+    const url = process.env['TEST_DATABASE_URL']!;
+    const schema = `crash_${randomBytes(5).toString('hex')}`;
+    const admin = await openDatabase({ databaseUrl: url, poolSize: 1 });
+    await sql`create schema ${sql.id(schema)}`.execute(admin.db);
+    await admin.close();
+    const withPath = new URL(url);
+    withPath.searchParams.set('options', `-c search_path=${schema}`);
+    return {
+      env: { DATABASE_URL: withPath.toString() },
+      open: () => openDatabase({ databaseUrl: url, schema, poolSize: 3 }),
+      async cleanup() {
+        const h = await openDatabase({ databaseUrl: url, poolSize: 1 });
+        await withSchemaLock(() => sql`drop schema ${sql.id(schema)} cascade`.execute(h.db));
+        await h.close();
+      },
+    };
+  }
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'mw-crash-'));
+  return {
+    env: { DATA_DIR: dataDir },
+    open: () => openDatabase({ dataDir: path.join(dataDir, 'pglite') }),
+    async cleanup() {
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates one account and brand and queues TOTAL transactional emails, one per recipient. */
+async function seed(db: Db): Promise<void> {
+  const account = await db
+    .insertInto('accounts')
+    .values({ name: 'Crash test', plan: 'pro' })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const brand = await db
+    .insertInto('brands')
+    .values({
+      account_id: account.id,
+      sid: `br_${randomBytes(6).toString('hex')}`,
+      public_key: `pk_${randomBytes(8).toString('hex')}`,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  for (let start = 0; start < TOTAL; start += 500) {
+    const rows = Array.from({ length: Math.min(500, TOTAL - start) }, (_, i) => ({
+      account_id: account.id,
+      brand_id: brand.id,
+      channel: 'email' as const,
+      to: `r${start + i}@crash.test`,
+      from_email: 'sender@verified.test',
+      subject: `Message ${start + i}`,
+      text: 'Exactly once, please.',
+    }));
+    await db.insertInto('messages').values(rows).execute();
+  }
+}
+
+function startWorker(env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['src/cli.ts', 'worker'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', () => {});
+  return child;
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('crash safety: kill -9 mid-send and restart', () => {
+  for (const engine of ENGINES) {
+    test(`every recipient gets exactly one message [${engine}]`, { timeout: 120_000 }, async (tc) => {
+      const sink = await startSink({ authOptional: true });
+      const t = await target(engine);
+      try {
+        const setup = await t.open();
+        await migrate(setup.db);
+        await seed(setup.db);
+        await setup.close();
+
+        const env = {
+          ...t.env,
+          SECRET_KEY: randomBytes(32).toString('hex'),
+          SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+          WORKER_CONCURRENCY: '20',
+          WORKER_LEASE_SECONDS: '2',
+          LOG_LEVEL: 'silent',
+        };
+        const first = startWorker(env);
+        await waitFor('the first deliveries', () => sink.received.length >= TOTAL / 4, 60_000);
+        first.kill('SIGKILL');
+        await exited(first);
+        const atKill = sink.received.length;
+        assert.ok(atKill < TOTAL, `killed before the end (${atKill} delivered)`);
+
+        const second = startWorker(env);
+        const uniqueRecipients = () => new Set(sink.received.flatMap((r) => r.to)).size;
+        await waitFor('every recipient', () => uniqueRecipients() === TOTAL, 90_000);
+        second.kill('SIGTERM');
+        await exited(second);
+
+        const check = await t.open();
+        const rows = await check.db
+          .selectFrom('messages')
+          .select(['id', 'to', 'status', 'ambiguous', 'provider_id'])
+          .execute();
+        await check.close();
+        assert.equal(rows.length, TOTAL);
+        assert.deepEqual(
+          rows.filter((r) => r.status !== 'sent'),
+          [],
+          'every message is sent',
+        );
+        const copies = new Map<string, string[]>();
+        for (const r of sink.received) {
+          const id = parseMessage(r.raw).headers.get('message-id')?.[0] ?? '';
+          for (const to of r.to) copies.set(to, [...(copies.get(to) ?? []), id]);
+        }
+        const ambiguous = rows.filter((r) => r.ambiguous);
+        const duplicates = [...copies.values()].filter((c) => c.length > 1).length;
+        tc.diagnostic(
+          `killed after ${atKill} deliveries; ${ambiguous.length} ambiguous, ${duplicates} delivered twice`,
+        );
+        // At most the messages that were in flight when the process died are in doubt.
+        assert.ok(ambiguous.length <= 20, `${ambiguous.length} ambiguous`);
+        for (const r of rows) {
+          const got = copies.get(r.to) ?? [];
+          if (r.ambiguous) {
+            assert.ok(got.length >= 1 && got.length <= 2, `${r.to}: ${got.length} copies`);
+            // A duplicate is traceable: both copies carry the same stable Message-ID.
+            assert.equal(new Set(got).size, 1, `${r.to}: one Message-ID`);
+          } else {
+            assert.equal(got.length, 1, `${r.to} got ${got.length} copies`);
+          }
+          assert.equal(r.provider_id, got[0]);
+        }
+      } finally {
+        await sink.close();
+        await t.cleanup();
+      }
+    });
+  }
+});
