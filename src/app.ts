@@ -12,6 +12,7 @@ import { accountRoutes, planRoutes } from './http/routes/account.ts';
 import { apiKeyRoutes } from './http/routes/api-keys.ts';
 import { logoutRoute, publicAuthRoutes } from './http/routes/auth.ts';
 import { brandRoutes } from './http/routes/brands.ts';
+import { campaignRoutes } from './http/routes/campaigns.ts';
 import { contactEnrichRoutes } from './http/routes/contact-enrich.ts';
 import { contactRoutes } from './http/routes/contacts.ts';
 import { directUploadPutRoute, directUploadRoutes } from './http/routes/direct-uploads.ts';
@@ -34,6 +35,7 @@ import { userRoutes } from './http/routes/user.ts';
 import { Account, Invite, Membership } from './http/schemas/account.ts';
 import { ApiKey, ApiKeyCreated } from './http/schemas/api-key.ts';
 import { Brand, Onboarding, SetupCenter } from './http/schemas/brand.ts';
+import { Campaign, CampaignStatsView } from './http/schemas/campaign.ts';
 import { ErrorBody } from './http/schemas/common.ts';
 import { Contact, ContactChannel } from './http/schemas/contact.ts';
 import { Event } from './http/schemas/event.ts';
@@ -93,6 +95,8 @@ const SHARED_SCHEMAS = [
   OutboxMessage,
   Suppression,
   Message,
+  Campaign,
+  CampaignStatsView,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -196,6 +200,7 @@ export async function buildApp(deps: AppDeps) {
     outboxRoutes(authed, services);
     suppressionRoutes(authed, services);
     messageRoutes(authed, services);
+    campaignRoutes(authed, services);
   });
 
   return app;

@@ -41,6 +41,8 @@ export type Config = Readonly<{
   verifiedSenderDomains: readonly string[];
   /** The send worker: messages in flight per process, claim lease, attempts before `failed`. */
   worker: Readonly<{ concurrency: number; leaseSeconds: number; maxAttempts: number }>;
+  /** A scheduled campaign found later than this (after downtime) is paused instead of sent. */
+  campaignLateGraceMinutes: number;
   /** SMTP_RATE_LIMIT, e.g. "14/s" or "14/s,10000/h": the system transport's send rate across all workers. */
   smtpRateLimit: SendRateLimitConfig | undefined;
   /** Delivery-feedback webhooks (`POST /webhooks/inbound/{provider}`); a provider is on once its secret is set. */
@@ -215,6 +217,7 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     leaseSeconds: int('WORKER_LEASE_SECONDS', 120, 2, 3600),
     maxAttempts: int('MESSAGE_MAX_ATTEMPTS', 8, 1, 50),
   });
+  const campaignLateGraceMinutes = int('CAMPAIGN_LATE_GRACE_MINUTES', 60, 1, 10080);
   const smtpRateLimitRaw = str('SMTP_RATE_LIMIT');
   const smtpRateLimit = smtpRateLimitRaw === undefined ? undefined : parseRateLimit(smtpRateLimitRaw);
   if (smtpRateLimitRaw !== undefined && smtpRateLimit === undefined) {
@@ -290,6 +293,7 @@ export function loadConfig(env: Env = process.env, options: { persistSecret?: bo
     aiModel,
     verifiedSenderDomains,
     worker,
+    campaignLateGraceMinutes,
     smtpRateLimit,
     inboundWebhooks,
     softBounceLimit,

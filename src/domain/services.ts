@@ -6,6 +6,7 @@ import { createAuthenticator } from './auth/principal.ts';
 import { createSessionService } from './auth/sessions.ts';
 import { createBrandService } from './brands/brands.ts';
 import { createScrapeService } from './brands/scrape.ts';
+import { createCampaignService } from './campaigns/campaigns.ts';
 import { createContactService } from './contacts/contacts.ts';
 import { createEnrichmentService } from './contacts/enrich.ts';
 import type { Deps } from './deps.ts';
@@ -60,6 +61,7 @@ export function createServices(deps: Deps) {
     engagement: createEngagementService(deps),
     unsubscribes: createUnsubscribeService(deps),
     messages: createMessageService(deps),
+    campaigns: createCampaignService(deps),
   };
 }
 

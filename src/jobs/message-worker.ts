@@ -7,9 +7,16 @@
 import type { SendRateLimits } from '../delivery/rate-limit.ts';
 import { createSendRateLimiter } from '../delivery/rate-limit.ts';
 import type { Deps } from '../domain/deps.ts';
-import { type ChannelTransports, type DeliveryOutcome, deliverMessage } from '../domain/messages/delivery.ts';
-import { claimDueMessages, releaseClaims, reschedule } from '../store/message-queue.ts';
+import {
+  type ChannelTransports,
+  type DeliveryOutcome,
+  deliverMessage,
+  prepareBatch,
+  usagePeriod,
+} from '../domain/messages/delivery.ts';
+import { claimDueMessages, releaseClaims, reschedule, startAttempts } from '../store/message-queue.ts';
 import type { MessageRow } from '../store/messages.ts';
+import { addUsage } from '../store/usage.ts';
 
 export type MessageWorkerOptions = {
   transports: ChannelTransports;
@@ -39,6 +46,10 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
   const limiter = createSendRateLimiter({ db, clock });
   const idlePollMs = options.idlePollMs ?? 200;
   const inFlight = new Set<Promise<void>>();
+  /** Batches being prepared or sent (a batch's messages join `inFlight` once their attempts start). */
+  const batches = new Set<Promise<void>>();
+  /** Claimed messages not finished yet (being prepared or in flight): what `concurrency` bounds. */
+  let pending = 0;
   let stopping = false;
   let wake: (() => void) | undefined;
   let idleWaiters: (() => void)[] = [];
@@ -54,15 +65,55 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
       wake = done;
     });
 
-  const run = (message: MessageRow, lease: Date) => {
-    const task = deliverMessage(deps, options, message, lease)
-      .then((outcome) => options.onOutcome?.(outcome, message))
-      .catch((err: unknown) => log.error({ err, message_id: message.id }, 'delivery failed unexpectedly'))
-      .finally(() => {
-        inFlight.delete(task);
-        wake?.();
+  /** Sends a claimed, permitted batch: context loaded once, attempts started in one statement. */
+  const runBatch = async (claimed: MessageRow[], lease: Date) => {
+    let batch: Awaited<ReturnType<typeof prepareBatch>>;
+    let started: Set<number>;
+    try {
+      batch = await prepareBatch(deps, claimed, lease);
+      started = await startAttempts(
+        db,
+        claimed.map((m) => m.id),
+        lease,
+        clock.now(),
+      );
+    } catch (err) {
+      pending -= claimed.length;
+      throw err;
+    }
+    // Messages another worker took over (lease lost) are not ours to send.
+    pending -= claimed.length - started.size;
+    const usage = new Map<string, { account_id: number; channel: 'email' | 'sms'; n: number }>();
+    const tasks = claimed
+      .filter((m) => started.has(m.id))
+      .map((message) => {
+        const task = deliverMessage(deps, options, message, batch)
+          .then(({ outcome, billable }) => {
+            if (billable) {
+              const key = `${message.account_id} ${message.channel}`;
+              const entry = usage.get(key) ?? {
+                account_id: message.account_id,
+                channel: message.channel,
+                n: 0,
+              };
+              entry.n += 1;
+              usage.set(key, entry);
+            }
+            options.onOutcome?.(outcome, message);
+          })
+          .catch((err: unknown) => log.error({ err, message_id: message.id }, 'delivery failed unexpectedly'))
+          .finally(() => {
+            inFlight.delete(task);
+            pending -= 1;
+            wake?.();
+          });
+        inFlight.add(task);
+        return task;
       });
-    inFlight.add(task);
+    await Promise.all(tasks);
+    // Usage is counted once per batch rather than per message (one upsert per account and channel).
+    const period = usagePeriod(clock.now());
+    for (const u of usage.values()) await addUsage(db, u.account_id, u.channel, period, u.n);
   };
 
   /** Grants permits for `wanted` messages; the rest are put back until a permit frees up. */
@@ -89,8 +140,9 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
 
   async function loop() {
     while (!stopping) {
-      const free = options.concurrency - inFlight.size;
-      if (free <= 0) {
+      const free = options.concurrency - pending;
+      // Claim in batches (at least half the slots) so per-batch queries are shared by many messages.
+      if (free <= 0 || (pending > 0 && free < Math.ceil(options.concurrency / 2))) {
         await sleep(idlePollMs);
         continue;
       }
@@ -113,14 +165,26 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
         await sleep(idlePollMs * 5);
         continue;
       }
-      for (const message of claimed) run(message, lease);
+      if (claimed.length > 0) {
+        pending += claimed.length;
+        const batchTask = runBatch(claimed, lease)
+          .catch((err: unknown) => {
+            // Messages whose attempt never started stay claimed until the lease expires, then retry.
+            log.error({ err }, 'delivering a batch failed');
+          })
+          .finally(() => {
+            batches.delete(batchTask);
+            wake?.();
+          });
+        batches.add(batchTask);
+      }
       if (claimed.length === 0) {
-        if (inFlight.size === 0) {
+        if (pending === 0 && batches.size === 0) {
           for (const resolve of idleWaiters) resolve();
           idleWaiters = [];
         }
         await sleep(idlePollMs);
-      } else if (inFlight.size >= options.concurrency) {
+      } else if (pending >= options.concurrency) {
         await sleep(idlePollMs);
       }
     }
@@ -132,6 +196,7 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
       stopping = true;
       wake?.();
       await looping;
+      await Promise.all(batches);
       await Promise.all(inFlight);
       for (const resolve of idleWaiters) resolve();
       idleWaiters = [];

@@ -1,4 +1,5 @@
 import { runDueScrapes } from '../domain/brands/scrape.ts';
+import { runCampaignPipeline } from '../domain/campaigns/dispatch.ts';
 import type { Deps } from '../domain/deps.ts';
 import { runDueImports } from '../domain/imports/runner.ts';
 import { refreshSegmentLists } from '../domain/segments/list-population.ts';
@@ -61,8 +62,17 @@ export const imports: PeriodicTask = {
   },
 };
 
+/** Promotes due campaigns, dispatches live ones into message rows, closes finished ones. */
+export const campaigns: PeriodicTask = {
+  name: 'campaigns',
+  everyMs: 1000,
+  async run(deps) {
+    await runCampaignPipeline(deps, deps.config.campaignLateGraceMinutes);
+  },
+};
+
 /** The tasks `mailwright serve` and `mailwright worker` run. */
-export const DEFAULT_TASKS: PeriodicTask[] = [housekeeping, brandScrapes, segmentLists, imports];
+export const DEFAULT_TASKS: PeriodicTask[] = [housekeeping, brandScrapes, segmentLists, imports, campaigns];
 
 /**
  * Runs periodic tasks until stopped. A task's next run waits for its previous one to finish, so a

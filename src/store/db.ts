@@ -15,6 +15,7 @@ import * as m008 from './migrations/008-outbox.ts';
 import * as m009 from './migrations/009-send-permits.ts';
 import * as m010 from './migrations/010-suppressions.ts';
 import * as m011 from './migrations/011-messages.ts';
+import * as m012 from './migrations/012-campaigns.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -86,6 +87,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '009-send-permits': m009,
   '010-suppressions': m010,
   '011-messages': m011,
+  '012-campaigns': m012,
 };
 
 /** The names of every migration, in order. */

@@ -6,6 +6,8 @@
 import { sql } from 'kysely';
 import type { Db } from './db.ts';
 import type { MessageRow } from './messages.ts';
+import type { Brand, Contact } from './schema.ts';
+import type { TemplateRow } from './templates.ts';
 
 /**
  * Claims up to `limit` due messages until `leaseUntil`. Rows whose previous attempt started but never
@@ -25,6 +27,9 @@ export async function claimDueMessages(
       from (select id from messages
              where status = 'queued' and run_after <= ${now}
                and (locked_until is null or locked_until < ${now})
+               -- A campaign's messages go out only while it is live: pausing stops sends at the next claim.
+               and (campaign_id is null
+                    or exists (select 1 from campaigns c where c.id = messages.campaign_id and c.status = 'live'))
              order by run_after, id
              limit ${limit}
              for update skip locked) due
@@ -35,17 +40,27 @@ export async function claimDueMessages(
 
 /** Records that an attempt is starting (the point after which a crash makes the outcome ambiguous). */
 export async function startAttempt(db: Db, id: number, lease: Date, now: Date): Promise<boolean> {
-  const res = await db
-    .updateTable('messages')
-    .set({ attempt_started_at: now, attempts: sql`attempts + 1`, updated_at: now })
-    .where('id', '=', id)
-    .where('status', '=', 'queued')
-    .where('locked_until', '=', lease)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) === 1;
+  return (await startAttempts(db, [id], lease, now)).has(id);
 }
 
-/** The transport accepted the message. */
+/** `startAttempt` for a whole claimed batch in one statement; returns the ids still held. */
+export async function startAttempts(db: Db, ids: number[], lease: Date, now: Date): Promise<Set<number>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db
+    .updateTable('messages')
+    .set({ attempt_started_at: now, attempts: sql`attempts + 1`, updated_at: now })
+    .where('id', 'in', ids)
+    .where('status', '=', 'queued')
+    .where('locked_until', '=', lease)
+    .returning('id')
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * The transport accepted the message; an email also counts on its contact's `emails_sent` (the
+ * engagement rollup segments filter on) in the same statement.
+ */
 export async function markSent(
   db: Db,
   id: number,
@@ -53,23 +68,20 @@ export async function markSent(
   outcome: { provider: string; provider_id: string | null },
   now: Date,
 ): Promise<boolean> {
-  const res = await db
-    .updateTable('messages')
-    .set({
-      status: 'sent',
-      provider: outcome.provider,
-      provider_id: outcome.provider_id,
-      sent_at: now,
-      error: null,
-      error_code: null,
-      locked_until: null,
-      attempt_started_at: null,
-      updated_at: now,
-    })
-    .where('id', '=', id)
-    .where('locked_until', '=', lease)
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) === 1;
+  const { rows } = await sql<{ id: number }>`
+    with sent as (
+      update messages
+         set status = 'sent', provider = ${outcome.provider}, provider_id = ${outcome.provider_id},
+             sent_at = ${now}, error = null, error_code = null, locked_until = null,
+             attempt_started_at = null, updated_at = ${now}
+       where id = ${id} and locked_until = ${lease}
+   returning id, contact_id, channel
+    ), counted as (
+      update contacts c set emails_sent = c.emails_sent + 1
+        from sent where c.id = sent.contact_id and sent.channel = 'email'
+    )
+    select id from sent`.execute(db);
+  return rows.length === 1;
 }
 
 /** The message will not be sent: a permanent failure, attempts exhausted, or a refused recipient. */
@@ -135,27 +147,20 @@ export async function releaseClaims(db: Db, ids: number[], lease: Date): Promise
     .execute();
 }
 
-/** Counts a sent message on its contact (the engagement rollup segments filter on). */
-export async function countSentOnContact(db: Db, contactId: number, now: Date): Promise<void> {
-  await db
-    .updateTable('contacts')
-    .set({ emails_sent: sql`emails_sent + 1`, updated_at: now })
-    .where('id', '=', contactId)
-    .execute();
+/** Brands by id (the worker's batch context; ids come from claimed rows, already tenant-bound). */
+export function brandsByIds(db: Db, ids: number[]): Promise<Brand[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('brands').selectAll().where('id', 'in', ids).execute();
 }
 
-/**
- * The active suppression that blocks a transactional email to this address, if any: bounces,
- * complaints and manual entries do; an unsubscribe does not (it concerns marketing only).
- */
-export async function transactionalBlock(db: Db, brandId: number, email: string): Promise<string | null> {
-  const row = await db
-    .selectFrom('suppressions')
-    .select('reason')
-    .where('brand_id', '=', brandId)
-    .where('email', '=', email)
-    .where('active', '=', true)
-    .where('reason', '!=', 'unsubscribe')
-    .executeTakeFirst();
-  return row?.reason ?? null;
+/** Templates by id (see brandsByIds). */
+export function templatesByIds(db: Db, ids: number[]): Promise<TemplateRow[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('templates').selectAll().where('id', 'in', ids).execute();
+}
+
+/** Contacts by id (see brandsByIds). */
+export function contactsByIds(db: Db, ids: number[]): Promise<Contact[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('contacts').selectAll().where('id', 'in', ids).execute();
 }

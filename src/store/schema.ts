@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { CampaignsTable } from './campaigns.ts';
 import type { MessageEventsTable, MessageIdempotencyTable, MessagesTable } from './messages.ts';
 import type { OutboxTable } from './outbox.ts';
 import type { SendPermitsTable } from './send-permits.ts';
@@ -365,6 +366,7 @@ export type Database = {
   messages: MessagesTable;
   message_idempotency: MessageIdempotencyTable;
   message_events: MessageEventsTable;
+  campaigns: CampaignsTable;
 };
 
 export type User = Selectable<UsersTable>;

@@ -97,10 +97,66 @@ export async function markContactUnsubscribed(
   await q.execute();
 }
 
+/** What stands between an address and mail from a brand. */
+export type AddressBlock = {
+  /** The reason of an active, unexpired suppression other than an unsubscribe (blocks all mail). */
+  suppression: string | null;
+  /** The address unsubscribed: its channel is opted out or it has an `unsubscribe` suppression (blocks marketing). */
+  unsubscribed: boolean;
+};
+
+/** The key of `addressBlocks`' map. */
+export const blockKey = (brandId: number, email: string) => `${brandId} ${email}`;
+
+/**
+ * Blocks for many (brand, normalised address) pairs in one round trip (the send worker asks once per
+ * claimed batch); every lookup is an index probe. Pairs with nothing against them are absent.
+ */
+export async function addressBlocks(
+  db: Db,
+  pairs: { brand_id: number; email: string }[],
+  now: Date,
+): Promise<Map<string, AddressBlock>> {
+  const out = new Map<string, AddressBlock>();
+  if (pairs.length === 0) return out;
+  const { rows } = await sql<{
+    brand_id: number;
+    email: string;
+    suppression: string | null;
+    unsubscribed: boolean;
+  }>`
+    select p.brand_id, p.email,
+      (select reason from suppressions s
+        where s.brand_id = p.brand_id and s.email = p.email and s.active and s.reason <> 'unsubscribe'
+          and (s.expires_at is null or s.expires_at > ${now})
+        limit 1) as suppression,
+      (exists (select 1 from suppressions s
+                where s.brand_id = p.brand_id and s.email = p.email and s.active and s.reason = 'unsubscribe')
+       or exists (select 1 from contact_channels ch
+                   where ch.brand_id = p.brand_id and ch.kind = 'email' and ch.value = p.email and not ch.subscribed)
+      ) as unsubscribed
+    from unnest(${pairs.map((p) => p.brand_id)}::int[], ${pairs.map((p) => p.email)}::text[]) as p(brand_id, email)`.execute(
+    db,
+  );
+  for (const r of rows) {
+    if (r.suppression !== null || r.unsubscribed) {
+      out.set(blockKey(r.brand_id, r.email), { suppression: r.suppression, unsubscribed: r.unsubscribed });
+    }
+  }
+  return out;
+}
+
+/** Why a marketing email must not go out: any suppression wins over an unsubscribe; null when it may. */
+export function marketingBlockOf(block: AddressBlock | undefined): null | 'suppressed' | 'unsubscribed' {
+  if (!block) return null;
+  if (block.suppression !== null) return 'suppressed';
+  return block.unsubscribed ? 'unsubscribed' : null;
+}
+
 /**
  * Why marketing email to this address (normalised) must not go out from the brand: an active,
- * unexpired suppression of any reason, or the brand's contact channel for it being opted out.
- * Suppression wins when both hold. One round trip; both lookups are index probes.
+ * unexpired suppression of any reason, or an unsubscribe (opted-out channel or `unsubscribe`
+ * suppression).
  */
 export async function marketingBlock(
   db: Db,
@@ -108,27 +164,8 @@ export async function marketingBlock(
   email: string,
   now: Date,
 ): Promise<null | 'suppressed' | 'unsubscribed'> {
-  const row = await sql<{ suppressed: boolean; unsubscribe_suppressed: boolean; unsubscribed: boolean }>`
-    select
-      exists (
-        select 1 from suppressions
-        where brand_id = ${brandId} and email = ${email} and active and reason <> 'unsubscribe'
-          and (expires_at is null or expires_at > ${now})
-      ) as suppressed,
-      exists (
-        select 1 from suppressions
-        where brand_id = ${brandId} and email = ${email} and active and reason = 'unsubscribe'
-      ) as unsubscribe_suppressed,
-      exists (
-        select 1 from contact_channels
-        where brand_id = ${brandId} and kind = 'email' and value = ${email} and not subscribed
-      ) as unsubscribed`.execute(db);
-  const r = row.rows[0];
-  if (r?.suppressed) return 'suppressed';
-  // An unsubscribe is recorded both as an opted-out channel and as an `unsubscribe` suppression (which
-  // also covers addresses with no contact); either way it reads as "unsubscribed".
-  if (r?.unsubscribed || r?.unsubscribe_suppressed) return 'unsubscribed';
-  return null;
+  const blocks = await addressBlocks(db, [{ brand_id: brandId, email }], now);
+  return marketingBlockOf(blocks.get(blockKey(brandId, email)));
 }
 
 /** What the hosted unsubscribe page shows about the sender. */

@@ -5,29 +5,27 @@
  */
 
 import type { ChannelTransports } from '../../delivery/select.ts';
-import { applyTracking, createTrackingLinks } from '../../delivery/tracking.ts';
+import { applyTracking, createTrackingLinks, type TrackingLinks } from '../../delivery/tracking.ts';
 import type { OutgoingMessage, SendResult } from '../../delivery/transport.ts';
 import { validateDesign } from '../../render/components.ts';
-import { brandRenderContext, compileDesign, personalize } from '../../render/render.ts';
-import { findBrandById } from '../../store/brands.ts';
-import { findContact } from '../../store/contacts.ts';
+import { brandRenderContext, compileDesign, personalize, renderText } from '../../render/render.ts';
 import {
-  countSentOnContact,
+  brandsByIds,
+  contactsByIds,
   markFailed,
   markSent,
   reschedule,
-  startAttempt,
-  transactionalBlock,
+  templatesByIds,
 } from '../../store/message-queue.ts';
 import type { MessageRow } from '../../store/messages.ts';
-import { findTemplate } from '../../store/templates.ts';
-import { addUsage } from '../../store/usage.ts';
+import type { Brand, Contact } from '../../store/schema.ts';
+import type { TemplateRow } from '../../store/templates.ts';
+import { type AddressBlock, addressBlocks, blockKey, marketingBlockOf } from '../../store/unsubscribe.ts';
 import type { Deps } from '../deps.ts';
 
 export type { ChannelTransports };
 
 import { recordDeliveryFeedback } from '../feedback/feedback.ts';
-import { isMarketingBlocked } from '../unsubscribe/unsubscribe.ts';
 
 export type DeliveryOptions = {
   transports: ChannelTransports;
@@ -49,82 +47,106 @@ export function retryDelayMs(
 }
 
 /** The usage period (YYYY-MM) of an instant. */
-function period(now: Date): string {
+export function usagePeriod(now: Date): string {
   return now.toISOString().slice(0, 7);
 }
 
 /** What happened to one message in this attempt. */
 export type DeliveryOutcome = 'sent' | 'retry' | 'failed' | 'lost_lease';
 
+/** Everything a claimed batch needs from the database, loaded in a few queries for all its messages. */
+export type DeliveryBatch = {
+  /** The claim's `locked_until`: every write is fenced by it. */
+  lease: Date;
+  brands: Map<number, Brand>;
+  templates: Map<number, TemplateRow>;
+  contacts: Map<number, Contact>;
+  /** Suppressions and unsubscribes of the batch's addresses (see `blockKey`). */
+  blocks: Map<string, AddressBlock>;
+  links: TrackingLinks;
+};
+
+/** Loads what the batch's messages need: brands, templates and contacts of marketing mail, and blocks. */
+export async function prepareBatch(deps: Deps, messages: MessageRow[], lease: Date): Promise<DeliveryBatch> {
+  const { db, clock, config } = deps;
+  const marketing = messages.filter((m) => m.channel === 'email' && m.marketing);
+  const rendered = marketing.filter((m) => m.html === null && m.template_id !== null);
+  const unique = (values: (number | null)[]) => [...new Set(values.filter((v): v is number => v !== null))];
+  const [brands, templates, contacts, blocks] = await Promise.all([
+    brandsByIds(db, unique(marketing.map((m) => m.brand_id))),
+    templatesByIds(db, unique(rendered.map((m) => m.template_id))),
+    contactsByIds(db, unique(rendered.map((m) => m.contact_id))),
+    addressBlocks(
+      db,
+      messages.filter((m) => m.channel === 'email').map((m) => ({ brand_id: m.brand_id, email: m.to })),
+      clock.now(),
+    ),
+  ]);
+  return {
+    lease,
+    brands: new Map(brands.map((b) => [b.id, b])),
+    templates: new Map(templates.map((t) => [t.id, t])),
+    contacts: new Map(contacts.map((c) => [c.id, c])),
+    blocks,
+    links: createTrackingLinks({ secretKey: config.secretKey, appUrl: config.appUrl }),
+  };
+}
+
+/** Why this message must not go out now, or null. Transactional mail ignores unsubscribes. */
+function blockOf(message: MessageRow, batch: DeliveryBatch): null | { code: string; error: string } {
+  if (message.channel !== 'email') return null;
+  const block = batch.blocks.get(blockKey(message.brand_id, message.to));
+  if (message.marketing) {
+    const why = marketingBlockOf(block);
+    if (why === 'unsubscribed') return { code: 'unsubscribed', error: 'The address is unsubscribed' };
+    if (why === 'suppressed')
+      return { code: 'suppressed', error: `The address is suppressed (${block!.suppression})` };
+    return null;
+  }
+  return block?.suppression
+    ? { code: 'suppressed', error: `The address is suppressed (${block.suppression})` }
+    : null;
+}
+
 /**
- * Sends one claimed message. `lease` is the claim's `locked_until`; every write is fenced by it.
- * Never throws for delivery problems; a database error propagates (the claim then expires and the
- * message is retried — flagged ambiguous if the attempt had started).
+ * Sends one claimed message whose attempt has been started (see `startAttempts`). Never throws for
+ * delivery problems; a database error propagates (the claim then expires and the message is retried,
+ * flagged ambiguous). `billable` is true when a real transport accepted it (usage is counted).
  */
 export async function deliverMessage(
   deps: Deps,
   options: DeliveryOptions,
   message: MessageRow,
-  lease: Date,
-): Promise<DeliveryOutcome> {
+  batch: DeliveryBatch,
+): Promise<{ outcome: DeliveryOutcome; billable: boolean }> {
   const { db, clock } = deps;
   const random = options.random ?? Math.random;
+  const lease = batch.lease;
+  const fail = async (provider: string | null, error: string, error_code: string) => ({
+    outcome: (await markFailed(db, message.id, lease, { provider, error, error_code }, clock.now()))
+      ? ('failed' as const)
+      : ('lost_lease' as const),
+    billable: false,
+  });
 
   // Checks that must hold now, not when the message was queued.
-  if (message.channel === 'email') {
-    const blocked = message.marketing
-      ? await isMarketingBlocked(db, message.brand_id, message.to, clock.now())
-      : await transactionalBlock(db, message.brand_id, message.to);
-    if (blocked) {
-      const reason = blocked === 'unsubscribed' ? 'unsubscribed' : 'suppressed';
-      const ok = await markFailed(
-        db,
-        message.id,
-        lease,
-        {
-          provider: null,
-          error: `The address is ${reason === 'unsubscribed' ? 'unsubscribed' : `suppressed (${blocked})`}`,
-          error_code: reason,
-        },
-        clock.now(),
-      );
-      return ok ? 'failed' : 'lost_lease';
-    }
-  }
+  const blocked = blockOf(message, batch);
+  if (blocked) return fail(null, blocked.error, blocked.code);
   const transport = message.channel === 'email' ? options.transports.email : options.transports.sms;
   if (!transport) {
-    const ok = await markFailed(
-      db,
-      message.id,
-      lease,
-      {
-        provider: null,
-        error: 'No SMS transport is configured (connect an SMS provider such as Twilio)',
-        error_code: 'no_transport',
-      },
-      clock.now(),
+    return fail(
+      null,
+      'No SMS transport is configured (connect an SMS provider such as Twilio)',
+      'no_transport',
     );
-    return ok ? 'failed' : 'lost_lease';
   }
-
   let outgoing: OutgoingMessage;
   try {
-    outgoing = await buildOutgoing(deps, message);
+    outgoing = await buildOutgoing(message, batch);
   } catch (err) {
-    const ok = await markFailed(
-      db,
-      message.id,
-      lease,
-      {
-        provider: null,
-        error: `could not render: ${String((err as Error)?.message ?? err)}`,
-        error_code: 'render_failed',
-      },
-      clock.now(),
-    );
-    return ok ? 'failed' : 'lost_lease';
+    return fail(null, `could not render: ${String((err as Error)?.message ?? err)}`, 'render_failed');
   }
-  if (!(await startAttempt(db, message.id, lease, clock.now()))) return 'lost_lease';
+
   const attempt = message.attempts + 1;
   let result: SendResult;
   try {
@@ -140,30 +162,16 @@ export async function deliverMessage(
   }
   const now = clock.now();
   if (result.status === 'sent') {
-    if (!(await markSent(db, message.id, lease, result, now))) return 'lost_lease';
-    if (message.contact_id !== null && message.channel === 'email')
-      await countSentOnContact(db, message.contact_id, now);
-    if (result.provider !== 'capture')
-      await addUsage(db, message.account_id, message.channel, period(now), 1);
-    return 'sent';
+    const ok = await markSent(db, message.id, lease, result, now);
+    return { outcome: ok ? 'sent' : 'lost_lease', billable: ok && result.provider !== 'capture' };
   }
   if (result.permanent || attempt >= options.maxAttempts) {
-    const ok = await markFailed(
-      db,
-      message.id,
-      lease,
-      {
-        provider: result.provider,
-        error: result.permanent ? result.error : `gave up after ${attempt} attempts: ${result.error}`,
-        error_code: result.permanent
-          ? result.recipient_rejected
-            ? 'bounced'
-            : 'rejected'
-          : 'attempts_exhausted',
-      },
-      now,
+    const failed = await fail(
+      result.provider,
+      result.permanent ? result.error : `gave up after ${attempt} attempts: ${result.error}`,
+      result.permanent ? (result.recipient_rejected ? 'bounced' : 'rejected') : 'attempts_exhausted',
     );
-    if (ok && result.recipient_rejected && message.channel === 'email') {
+    if (failed.outcome === 'failed' && result.recipient_rejected && message.channel === 'email') {
       await recordDeliveryFeedback(deps, {
         provider: result.provider,
         kind: 'bounce',
@@ -174,7 +182,7 @@ export async function deliverMessage(
         occurred_at: now,
       });
     }
-    return ok ? 'failed' : 'lost_lease';
+    return failed;
   }
   const runAfter = new Date(now.getTime() + retryDelayMs(attempt, result.retry_after_seconds, random));
   const ok = await reschedule(
@@ -185,11 +193,11 @@ export async function deliverMessage(
     { provider: result.provider, error: result.error },
     now,
   );
-  return ok ? 'retry' : 'lost_lease';
+  return { outcome: ok ? 'retry' : 'lost_lease', billable: false };
 }
 
 /** The outgoing email/SMS of a message row; marketing mail gets tracking and List-Unsubscribe here. */
-async function buildOutgoing(deps: Deps, message: MessageRow): Promise<OutgoingMessage> {
+async function buildOutgoing(message: MessageRow, batch: DeliveryBatch): Promise<OutgoingMessage> {
   const key = `mw-${message.id}`;
   if (message.channel === 'sms') {
     return {
@@ -202,16 +210,17 @@ async function buildOutgoing(deps: Deps, message: MessageRow): Promise<OutgoingM
   }
   let html = message.html;
   let text = message.text;
+  let subject = message.subject ?? '';
   let listUnsubscribe: { url: string } | null = null;
   if (message.marketing) {
-    const links = createTrackingLinks({ secretKey: deps.config.secretKey, appUrl: deps.config.appUrl });
+    const links = batch.links;
     const unsubscribeUrl = links.unsubscribeUrl(message.id);
     listUnsubscribe = { url: unsubscribeUrl };
-    const brand = await findBrandById(deps.db, message.account_id, message.brand_id);
+    const brand = batch.brands.get(message.brand_id);
     if (html === null && message.template_id !== null && brand) {
       // Marketing rows may carry only their template: rendered here, where the message id (and so
       // the personal unsubscribe link) is known. The compiled design is cached across recipients.
-      ({ html, text } = await renderMarketing(deps, message, brand, unsubscribeUrl));
+      ({ html, text, subject } = await renderMarketing(message, brand, batch, unsubscribeUrl));
     }
     if (html !== null && brand) {
       html = applyTracking(html, {
@@ -228,7 +237,7 @@ async function buildOutgoing(deps: Deps, message: MessageRow): Promise<OutgoingM
     from: { email: message.from_email ?? '', name: message.from_name },
     to: message.to,
     reply_to: message.reply_to,
-    subject: message.subject ?? '',
+    subject,
     html,
     text,
     headers: message.headers,
@@ -241,22 +250,14 @@ async function buildOutgoing(deps: Deps, message: MessageRow): Promise<OutgoingM
 
 /** Renders a marketing message from its template for its contact. */
 async function renderMarketing(
-  deps: Deps,
   message: MessageRow,
-  brand: NonNullable<Awaited<ReturnType<typeof findBrandById>>>,
+  brand: Brand,
+  batch: DeliveryBatch,
   unsubscribeUrl: string,
-): Promise<{ html: string | null; text: string | null }> {
-  const scope = { account_id: message.account_id, brand_id: message.brand_id };
-  const template = await findTemplate(deps.db, scope, message.template_id!);
-  if (!template?.design) return { html: null, text: template?.body ?? null };
-  const contact =
-    message.contact_id === null ? undefined : await findContact(deps.db, scope, message.contact_id);
-  const compiled = await compileDesign(validateDesign(template.design), brandRenderContext(brand), {
-    marketing: true,
-    subject: message.subject,
-    preheader: template.preheader,
-  });
-  return personalize(compiled, {
+): Promise<{ html: string | null; text: string | null; subject: string }> {
+  const template = batch.templates.get(message.template_id!);
+  const contact = message.contact_id === null ? undefined : batch.contacts.get(message.contact_id);
+  const vars = {
     contact: contact
       ? {
           first_name: contact.first_name,
@@ -268,5 +269,16 @@ async function renderMarketing(
     brand: { company_name: brand.company_name ?? '', physical_address: brand.physical_address ?? '' },
     data: message.data,
     unsubscribe_url: unsubscribeUrl,
+  };
+  // The stored subject is the template's, merge tags and all: personalised here with the body.
+  const subject = renderText(message.subject ?? '', vars);
+  if (!template?.design) {
+    return { html: null, text: template?.body ? renderText(template.body, vars) : null, subject };
+  }
+  const compiled = await compileDesign(validateDesign(template.design), brandRenderContext(brand), {
+    marketing: true,
+    subject: message.subject,
+    preheader: template.preheader,
   });
+  return { ...personalize(compiled, vars), subject };
 }
