@@ -6,56 +6,14 @@
  * same Message-ID, so they can be traced).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, test } from 'node:test';
-import { sql } from 'kysely';
-import { type Db, type Engine, migrate, openDatabase } from '../src/store/db.ts';
-import { ENGINES, withSchemaLock } from './helpers.ts';
+import { type Db, migrate } from '../src/store/db.ts';
+import { ENGINES } from './helpers.ts';
+import { exited, startWorker, target, waitFor } from './processes.ts';
 import { parseMessage, startSink } from './smtp-sink.ts';
 
 const TOTAL = 2000;
-const ROOT = path.resolve(import.meta.dirname, '..');
-
-/** Where the worker process finds the database, and how the test opens it. */
-type Target = {
-  env: Record<string, string>;
-  open(): Promise<{ db: Db; close(): Promise<void> }>;
-  cleanup(): Promise<void>;
-};
-
-async function target(engine: Engine): Promise<Target> {
-  if (engine === 'postgres') {
-    const url = process.env['TEST_DATABASE_URL']!;
-    const schema = `crash_${randomBytes(5).toString('hex')}`;
-    const admin = await openDatabase({ databaseUrl: url, poolSize: 1 });
-    await sql`create schema ${sql.id(schema)}`.execute(admin.db);
-    await admin.close();
-    const withPath = new URL(url);
-    withPath.searchParams.set('options', `-c search_path=${schema}`);
-    return {
-      env: { DATABASE_URL: withPath.toString() },
-      open: () => openDatabase({ databaseUrl: url, schema, poolSize: 3 }),
-      async cleanup() {
-        const h = await openDatabase({ databaseUrl: url, poolSize: 1 });
-        await withSchemaLock(() => sql`drop schema ${sql.id(schema)} cascade`.execute(h.db));
-        await h.close();
-      },
-    };
-  }
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'mw-crash-'));
-  return {
-    env: { DATA_DIR: dataDir },
-    open: () => openDatabase({ dataDir: path.join(dataDir, 'pglite') }),
-    async cleanup() {
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** Creates one account and brand and queues TOTAL transactional emails, one per recipient. */
 async function seed(db: Db): Promise<void> {
   const account = await db
@@ -83,34 +41,6 @@ async function seed(db: Db): Promise<void> {
       text: 'Exactly once, please.',
     }));
     await db.insertInto('messages').values(rows).execute();
-  }
-}
-
-function startWorker(env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['src/cli.ts', 'worker'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.on('data', () => {});
-  return child;
-}
-
-const exited = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-
-async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

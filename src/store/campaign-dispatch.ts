@@ -75,7 +75,8 @@ export type CampaignMessageValues = {
  * Inserts message rows for the next `limit` audience members after the checkpoint (contacts matching
  * `audience`, a compiled expression over `contacts as c`, with a subscribed email channel, not bounced
  * and not suppressed) and advances the checkpoint, in one statement plus one update inside the caller's
- * transaction. A member who already has a row (a retried slice) is skipped by the unique index.
+ * transaction, renewing the dispatch claim. A member who already has a row (a retried slice) is skipped
+ * by the unique index.
  */
 export async function dispatchSlice(
   db: Db,
@@ -84,6 +85,7 @@ export async function dispatchSlice(
   checkpoint: number,
   limit: number,
   now: Date,
+  leaseUntil: Date,
 ): Promise<DispatchSlice> {
   const v = values;
   const { rows } = await sql<{ last_contact_id: number | null; selected: number; inserted: number }>`
@@ -119,7 +121,11 @@ export async function dispatchSlice(
   if (slice.last_contact_id !== null) {
     await db
       .updateTable('campaigns')
-      .set({ checkpoint_contact_id: slice.last_contact_id, updated_at: now })
+      .set({
+        checkpoint_contact_id: slice.last_contact_id,
+        dispatch_locked_until: leaseUntil,
+        updated_at: now,
+      })
       .where('id', '=', v.campaign_id)
       .execute();
   }

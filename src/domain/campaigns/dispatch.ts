@@ -27,8 +27,6 @@ import { AudienceError, audienceWhere } from './audience.ts';
 
 /** Audience members turned into message rows per transaction. */
 export const DISPATCH_SLICE = 1000;
-/** How long one dispatcher holds a campaign before another may take over. */
-const DISPATCH_LEASE_MS = 60_000;
 /** Failures before a campaign is considered failing, and the share of finished messages they must be. */
 const FAILURE_MIN = 50;
 const FAILURE_RATIO = 0.5;
@@ -126,6 +124,7 @@ async function dispatchCampaign(deps: Deps, campaign: CampaignRow, shouldStop: (
         checkpoint,
         DISPATCH_SLICE,
         now,
+        new Date(now.getTime() + config.worker.leaseSeconds * 1000),
       );
       if (slice.last_contact_id === null) {
         await finishDispatch(trx, campaign.id, now);
@@ -150,7 +149,9 @@ export async function dispatchLiveCampaigns(
   let dispatched = 0;
   while (!shouldStop()) {
     const now = deps.clock.now();
-    const campaign = await claimCampaignToDispatch(deps.db, now, new Date(now.getTime() + DISPATCH_LEASE_MS));
+    // Held as long as a worker's message claim: a dispatcher that dies is replaced as soon.
+    const leaseUntil = new Date(now.getTime() + deps.config.worker.leaseSeconds * 1000);
+    const campaign = await claimCampaignToDispatch(deps.db, now, leaseUntil);
     if (!campaign) break;
     try {
       await dispatchCampaign(deps, campaign, shouldStop);

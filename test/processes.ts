@@ -1,0 +1,77 @@
+/** Real worker processes for crash and multi-process tests: a database they share, spawn, wait. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { type Db, type Engine, openDatabase } from '../src/store/db.ts';
+import { withSchemaLock } from './helpers.ts';
+
+/** The project root (where `src/cli.ts` is). */
+export const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** Where the worker process finds the database, and how the test opens it. */
+export type Target = {
+  env: Record<string, string>;
+  open(): Promise<{ db: Db; close(): Promise<void> }>;
+  cleanup(): Promise<void>;
+};
+
+export async function target(engine: Engine): Promise<Target> {
+  if (engine === 'postgres') {
+    const url = process.env['TEST_DATABASE_URL']!;
+    const schema = `crash_${randomBytes(5).toString('hex')}`;
+    const admin = await openDatabase({ databaseUrl: url, poolSize: 1 });
+    await sql`create schema ${sql.id(schema)}`.execute(admin.db);
+    await admin.close();
+    const withPath = new URL(url);
+    withPath.searchParams.set('options', `-c search_path=${schema}`);
+    return {
+      env: { DATABASE_URL: withPath.toString() },
+      open: () => openDatabase({ databaseUrl: url, schema, poolSize: 3 }),
+      async cleanup() {
+        const h = await openDatabase({ databaseUrl: url, poolSize: 1 });
+        await withSchemaLock(() => sql`drop schema ${sql.id(schema)} cascade`.execute(h.db));
+        await h.close();
+      },
+    };
+  }
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'mw-crash-'));
+  return {
+    env: { DATA_DIR: dataDir },
+    open: () => openDatabase({ dataDir: path.join(dataDir, 'pglite') }),
+    async cleanup() {
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts `mailwright worker`; DEBUG_WORKER=1 shows its output (it logs at `env.LOG_LEVEL`). */
+export function startWorker(env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['src/cli.ts', 'worker'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', process.env['DEBUG_WORKER'] ? 'inherit' : 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', (d) => process.env['DEBUG_WORKER'] && process.stderr.write(d));
+  return child;
+}
+
+export const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
