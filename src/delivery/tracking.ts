@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
 import { deriveKey } from '../lib/crypto.ts';
 
 /**
@@ -46,7 +46,8 @@ function idBytes(id: number): Buffer {
 
 /** Builds the signer and verifier of tracking links from SECRET_KEY and the public base URL. */
 export function createTrackingLinks(options: { secretKey: string; appUrl: string }): TrackingLinks {
-  const key = deriveKey(options.secretKey, 'tracking');
+  // A KeyObject made once: handing raw bytes to every createHmac re-imports the key each time.
+  const key = createSecretKey(deriveKey(options.secretKey, 'tracking'));
   const base = options.appUrl.replace(/\/+$/, '');
 
   const mac = (purpose: Purpose, id: number, url?: string): Buffer => {

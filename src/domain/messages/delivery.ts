@@ -8,7 +8,13 @@ import type { ChannelTransports } from '../../delivery/select.ts';
 import { applyTracking, createTrackingLinks, type TrackingLinks } from '../../delivery/tracking.ts';
 import type { OutgoingMessage, SendResult } from '../../delivery/transport.ts';
 import { validateDesign } from '../../render/components.ts';
-import { brandRenderContext, compileDesign, personalize, renderText } from '../../render/render.ts';
+import {
+  brandRenderContext,
+  type CompiledEmail,
+  compileDesign,
+  personalize,
+  renderText,
+} from '../../render/render.ts';
 import {
   brandsByIds,
   contactsByIds,
@@ -64,6 +70,8 @@ export type DeliveryBatch = {
   /** Suppressions and unsubscribes of the batch's addresses (see `blockKey`). */
   blocks: Map<string, AddressBlock>;
   links: TrackingLinks;
+  /** Compiled designs of the batch's templates, by template id, version and subject. */
+  compiled: Map<string, Promise<CompiledEmail>>;
 };
 
 /** Loads what the batch's messages need: brands, templates and contacts of marketing mail, and blocks. */
@@ -89,6 +97,7 @@ export async function prepareBatch(deps: Deps, messages: MessageRow[], lease: Da
     contacts: new Map(contacts.map((c) => [c.id, c])),
     blocks,
     links: createTrackingLinks({ secretKey: config.secretKey, appUrl: config.appUrl }),
+    compiled: new Map(),
   };
 }
 
@@ -275,10 +284,16 @@ async function renderMarketing(
   if (!template?.design) {
     return { html: null, text: template?.body ? renderText(template.body, vars) : null, subject };
   }
-  const compiled = await compileDesign(validateDesign(template.design), brandRenderContext(brand), {
-    marketing: true,
-    subject: message.subject,
-    preheader: template.preheader,
-  });
-  return { ...personalize(compiled, vars), subject };
+  // Compiled once per template and batch (validation and the cache key cost more than a render).
+  const key = `${template.id}:${template.version}:${message.subject}`;
+  let compiled = batch.compiled.get(key);
+  if (!compiled) {
+    compiled = compileDesign(validateDesign(template.design), brandRenderContext(brand), {
+      marketing: true,
+      subject: message.subject,
+      preheader: template.preheader,
+    });
+    batch.compiled.set(key, compiled);
+  }
+  return { ...personalize(await compiled, vars), subject };
 }
