@@ -17,6 +17,7 @@ import { contactEnrichRoutes } from './http/routes/contact-enrich.ts';
 import { contactRoutes } from './http/routes/contacts.ts';
 import { directUploadPutRoute, directUploadRoutes } from './http/routes/direct-uploads.ts';
 import { eventRoutes } from './http/routes/events.ts';
+import { flowRoutes } from './http/routes/flows.ts';
 import { healthRoutes } from './http/routes/health.ts';
 import { importRoutes } from './http/routes/imports.ts';
 import { inboundWebhookRoutes } from './http/routes/inbound-webhooks.ts';
@@ -39,6 +40,7 @@ import { Campaign, CampaignStatsView } from './http/schemas/campaign.ts';
 import { ErrorBody } from './http/schemas/common.ts';
 import { Contact, ContactChannel } from './http/schemas/contact.ts';
 import { Event } from './http/schemas/event.ts';
+import { Flow, FlowSpec, FlowStats } from './http/schemas/flow.ts';
 import { DirectUpload, Import } from './http/schemas/import.ts';
 import { BulkListContactsResponse, ContactList, ListDeleteWarning } from './http/schemas/list.ts';
 import { Message } from './http/schemas/message.ts';
@@ -97,6 +99,9 @@ const SHARED_SCHEMAS = [
   Message,
   Campaign,
   CampaignStatsView,
+  Flow,
+  FlowStats,
+  FlowSpec,
 ];
 
 /** Builds the HTTP application. Never listens: main.ts does, tests use `inject`. */
@@ -201,6 +206,7 @@ export async function buildApp(deps: AppDeps) {
     suppressionRoutes(authed, services);
     messageRoutes(authed, services);
     campaignRoutes(authed, services);
+    flowRoutes(authed, services);
   });
 
   return app;

@@ -13,6 +13,7 @@ import type { Deps } from './deps.ts';
 import { createEngagementService } from './engagement/engagement.ts';
 import { createEventService } from './events/events.ts';
 import { createInboundWebhookService } from './feedback/inbound.ts';
+import { createFlowService } from './flows/flows.ts';
 import { createImportService } from './imports/imports.ts';
 import { createListService } from './lists/lists.ts';
 import { createMessageService } from './messages/messages.ts';
@@ -62,6 +63,7 @@ export function createServices(deps: Deps) {
     unsubscribes: createUnsubscribeService(deps),
     messages: createMessageService(deps),
     campaigns: createCampaignService(deps),
+    flows: createFlowService(deps),
   };
 }
 

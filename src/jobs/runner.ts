@@ -1,5 +1,6 @@
 import { runDueScrapes } from '../domain/brands/scrape.ts';
 import { runCampaignPipeline } from '../domain/campaigns/dispatch.ts';
+import { runFlowEngine } from '../domain/flows/engine.ts';
 import type { Deps } from '../domain/deps.ts';
 import { runDueImports } from '../domain/imports/runner.ts';
 import { refreshSegmentLists } from '../domain/segments/list-population.ts';
@@ -71,8 +72,24 @@ export const campaigns: PeriodicTask = {
   },
 };
 
+/** Enrols contacts from domain events into active flows and executes due flow steps. */
+export const flows: PeriodicTask = {
+  name: 'flows',
+  everyMs: 500,
+  async run(deps) {
+    await runFlowEngine(deps);
+  },
+};
+
 /** The tasks `mailwright serve` and `mailwright worker` run. */
-export const DEFAULT_TASKS: PeriodicTask[] = [housekeeping, brandScrapes, segmentLists, imports, campaigns];
+export const DEFAULT_TASKS: PeriodicTask[] = [
+  housekeeping,
+  brandScrapes,
+  segmentLists,
+  imports,
+  campaigns,
+  flows,
+];
 
 /**
  * Runs periodic tasks until stopped. A task's next run waits for its previous one to finish, so a

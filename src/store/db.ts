@@ -16,6 +16,7 @@ import * as m009 from './migrations/009-send-permits.ts';
 import * as m010 from './migrations/010-suppressions.ts';
 import * as m011 from './migrations/011-messages.ts';
 import * as m012 from './migrations/012-campaigns.ts';
+import * as m013 from './migrations/013-flows.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -88,6 +89,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '010-suppressions': m010,
   '011-messages': m011,
   '012-campaigns': m012,
+  '013-flows': m013,
 };
 
 /** The names of every migration, in order. */

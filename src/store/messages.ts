@@ -19,6 +19,9 @@ export type MessagesTable = {
   source_type: MessageSourceType;
   campaign_id: number | null;
   flow_id: number | null;
+  /** The flow run and step that sent it (migration 013); (run, step) is unique. */
+  flow_run_id: ColumnType<number | null, number | null | undefined, number | null>;
+  flow_step_id: ColumnType<number | null, number | null | undefined, number | null>;
   source_name: string | null;
   contact_id: number | null;
   /** Marketing mail: subscription and suppression checked at send, tracking and List-Unsubscribe added. */

@@ -1,5 +1,6 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { CampaignsTable } from './campaigns.ts';
+import type { FlowRunsTable, FlowStepRunsTable, FlowsTable, FlowVersionsTable } from './flows.ts';
 import type { MessageEventsTable, MessageIdempotencyTable, MessagesTable } from './messages.ts';
 import type { OutboxTable } from './outbox.ts';
 import type { SendPermitsTable } from './send-permits.ts';
@@ -367,6 +368,10 @@ export type Database = {
   message_idempotency: MessageIdempotencyTable;
   message_events: MessageEventsTable;
   campaigns: CampaignsTable;
+  flows: FlowsTable;
+  flow_versions: FlowVersionsTable;
+  flow_runs: FlowRunsTable;
+  flow_step_runs: FlowStepRunsTable;
 };
 
 export type User = Selectable<UsersTable>;

@@ -78,10 +78,11 @@ export type DeliveryBatch = {
 export async function prepareBatch(deps: Deps, messages: MessageRow[], lease: Date): Promise<DeliveryBatch> {
   const { db, clock, config } = deps;
   const marketing = messages.filter((m) => m.channel === 'email' && m.marketing);
-  const rendered = marketing.filter((m) => m.html === null && m.template_id !== null);
+  // Rows carrying only their template (campaign and flow mail) are rendered at send time.
+  const rendered = messages.filter((m) => m.channel === 'email' && m.html === null && m.template_id !== null);
   const unique = (values: (number | null)[]) => [...new Set(values.filter((v): v is number => v !== null))];
   const [brands, templates, contacts, blocks] = await Promise.all([
-    brandsByIds(db, unique(marketing.map((m) => m.brand_id))),
+    brandsByIds(db, unique([...marketing, ...rendered].map((m) => m.brand_id))),
     templatesByIds(db, unique(rendered.map((m) => m.template_id))),
     contactsByIds(db, unique(rendered.map((m) => m.contact_id))),
     addressBlocks(
@@ -221,22 +222,21 @@ async function buildOutgoing(message: MessageRow, batch: DeliveryBatch): Promise
   let text = message.text;
   let subject = message.subject ?? '';
   let listUnsubscribe: { url: string } | null = null;
-  if (message.marketing) {
-    const links = batch.links;
-    const unsubscribeUrl = links.unsubscribeUrl(message.id);
+  const brand = batch.brands.get(message.brand_id);
+  const unsubscribeUrl = message.marketing ? batch.links.unsubscribeUrl(message.id) : null;
+  if (html === null && message.template_id !== null && brand) {
+    // Rows may carry only their template: rendered here, where the message id (and so the personal
+    // unsubscribe link) is known. The compiled design is cached across recipients.
+    ({ html, text, subject } = await renderFromTemplate(message, brand, batch, unsubscribeUrl));
+  }
+  if (unsubscribeUrl !== null) {
     listUnsubscribe = { url: unsubscribeUrl };
-    const brand = batch.brands.get(message.brand_id);
-    if (html === null && message.template_id !== null && brand) {
-      // Marketing rows may carry only their template: rendered here, where the message id (and so
-      // the personal unsubscribe link) is known. The compiled design is cached across recipients.
-      ({ html, text, subject } = await renderMarketing(message, brand, batch, unsubscribeUrl));
-    }
     if (html !== null && brand) {
       html = applyTracking(html, {
         messageId: message.id,
         opens: brand.track_opens,
         clicks: brand.track_clicks,
-        links,
+        links: batch.links,
         skipUrls: [unsubscribeUrl],
       });
     }
@@ -258,11 +258,11 @@ async function buildOutgoing(message: MessageRow, batch: DeliveryBatch): Promise
 }
 
 /** Renders a marketing message from its template for its contact. */
-async function renderMarketing(
+async function renderFromTemplate(
   message: MessageRow,
   brand: Brand,
   batch: DeliveryBatch,
-  unsubscribeUrl: string,
+  unsubscribeUrl: string | null,
 ): Promise<{ html: string | null; text: string | null; subject: string }> {
   const template = batch.templates.get(message.template_id!);
   const contact = message.contact_id === null ? undefined : batch.contacts.get(message.contact_id);
@@ -276,7 +276,13 @@ async function renderMarketing(
         }
       : { email: message.to },
     brand: { company_name: brand.company_name ?? '', physical_address: brand.physical_address ?? '' },
-    data: message.data,
+    // Flow messages carry their triggering event ({{ event.* }}) and its data ({{ data.* }}).
+    ...(message.source_type === 'flow'
+      ? {
+          event: (message.data['event'] as Record<string, unknown> | undefined) ?? {},
+          data: (message.data['data'] as Record<string, unknown> | undefined) ?? {},
+        }
+      : { data: message.data }),
     unsubscribe_url: unsubscribeUrl,
   };
   // The stored subject is the template's, merge tags and all: personalised here with the body.
@@ -285,11 +291,11 @@ async function renderMarketing(
     return { html: null, text: template?.body ? renderText(template.body, vars) : null, subject };
   }
   // Compiled once per template and batch (validation and the cache key cost more than a render).
-  const key = `${template.id}:${template.version}:${message.subject}`;
+  const key = `${template.id}:${template.version}:${message.subject}:${message.marketing}`;
   let compiled = batch.compiled.get(key);
   if (!compiled) {
     compiled = compileDesign(validateDesign(template.design), brandRenderContext(brand), {
-      marketing: true,
+      marketing: message.marketing,
       subject: message.subject,
       preheader: template.preheader,
     });
