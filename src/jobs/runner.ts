@@ -1,7 +1,7 @@
 import { runDueScrapes } from '../domain/brands/scrape.ts';
 import { runCampaignPipeline } from '../domain/campaigns/dispatch.ts';
-import { runFlowEngine } from '../domain/flows/engine.ts';
 import type { Deps } from '../domain/deps.ts';
+import { runFlowEngine } from '../domain/flows/engine.ts';
 import { runDueImports } from '../domain/imports/runner.ts';
 import { refreshSegmentLists } from '../domain/segments/list-population.ts';
 import { purgeFinishedBrandScrapes } from '../store/brand-scrapes.ts';
