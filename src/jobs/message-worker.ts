@@ -9,6 +9,7 @@ import { createSendRateLimiter } from '../delivery/rate-limit.ts';
 import type { Deps } from '../domain/deps.ts';
 import {
   type ChannelTransports,
+  createSentRecorder,
   type DeliveryOutcome,
   deliverMessage,
   prepareBatch,
@@ -44,6 +45,7 @@ export type MessageWorker = {
 export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): MessageWorker {
   const { db, clock, log } = deps;
   const limiter = createSendRateLimiter({ db, clock });
+  const recordSent = createSentRecorder(deps);
   const idlePollMs = options.idlePollMs ?? 200;
   const inFlight = new Set<Promise<void>>();
   /** Batches being prepared or sent (a batch's messages join `inFlight` once their attempts start). */
@@ -70,7 +72,7 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
     let batch: Awaited<ReturnType<typeof prepareBatch>>;
     let started: Set<number>;
     try {
-      batch = await prepareBatch(deps, claimed, lease);
+      batch = await prepareBatch(deps, claimed, lease, recordSent);
       started = await startAttempts(
         db,
         claimed.map((m) => m.id),

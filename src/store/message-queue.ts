@@ -58,30 +58,36 @@ export async function startAttempts(db: Db, ids: number[], lease: Date, now: Dat
 }
 
 /**
- * The transport accepted the message; an email also counts on its contact's `emails_sent` (the
- * engagement rollup segments filter on) in the same statement.
+ * The transport accepted these messages: recorded as sent in one statement (each fenced by its lease), each email
+ * also counted on its contact's `emails_sent` (the rollup segments filter on). Returns the ids recorded
+ * (a message whose lease was lost is left alone).
  */
-export async function markSent(
+export async function markSentMany(
   db: Db,
-  id: number,
-  lease: Date,
-  outcome: { provider: string; provider_id: string | null },
+  outcomes: { id: number; lease: Date; provider: string; provider_id: string | null }[],
   now: Date,
-): Promise<boolean> {
+): Promise<Set<number>> {
+  if (outcomes.length === 0) return new Set();
   const { rows } = await sql<{ id: number }>`
-    with sent as (
-      update messages
-         set status = 'sent', provider = ${outcome.provider}, provider_id = ${outcome.provider_id},
-             sent_at = ${now}, error = null, error_code = null, locked_until = null,
-             attempt_started_at = null, updated_at = ${now}
-       where id = ${id} and locked_until = ${lease}
-   returning id, contact_id, channel
+    with v as (
+      select * from unnest(${outcomes.map((o) => o.id)}::int[], ${outcomes.map((o) => o.lease)}::timestamptz[],
+                           ${outcomes.map((o) => o.provider)}::text[], ${outcomes.map((o) => o.provider_id)}::text[])
+               as v(id, lease, provider, provider_id)
+    ), sent as (
+      update messages m
+         set status = 'sent', provider = v.provider, provider_id = v.provider_id, sent_at = ${now},
+             error = null, error_code = null, locked_until = null, attempt_started_at = null, updated_at = ${now}
+        from v
+       where m.id = v.id and m.locked_until = v.lease
+   returning m.id, m.contact_id, m.channel
     ), counted as (
-      update contacts c set emails_sent = c.emails_sent + 1
-        from sent where c.id = sent.contact_id and sent.channel = 'email'
+      update contacts c set emails_sent = c.emails_sent + n.sent
+        from (select contact_id, count(*)::int as sent from sent
+               where channel = 'email' and contact_id is not null group by contact_id) n
+       where c.id = n.contact_id
     )
     select id from sent`.execute(db);
-  return rows.length === 1;
+  return new Set(rows.map((r) => r.id));
 }
 
 /** The message will not be sent: a permanent failure, attempts exhausted, or a refused recipient. */

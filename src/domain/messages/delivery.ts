@@ -19,7 +19,7 @@ import {
   brandsByIds,
   contactsByIds,
   markFailed,
-  markSent,
+  markSentMany,
   reschedule,
   templatesByIds,
 } from '../../store/message-queue.ts';
@@ -72,10 +72,17 @@ export type DeliveryBatch = {
   links: TrackingLinks;
   /** Compiled designs of the batch's templates, by template id, version and subject. */
   compiled: Map<string, Promise<CompiledEmail>>;
+  /** Where accepted messages are recorded (a group-committing recorder shared by the worker). */
+  recordSent: RecordSent;
 };
 
 /** Loads what the batch's messages need: brands, templates and contacts of marketing mail, and blocks. */
-export async function prepareBatch(deps: Deps, messages: MessageRow[], lease: Date): Promise<DeliveryBatch> {
+export async function prepareBatch(
+  deps: Deps,
+  messages: MessageRow[],
+  lease: Date,
+  recordSent: RecordSent,
+): Promise<DeliveryBatch> {
   const { db, clock, config } = deps;
   const marketing = messages.filter((m) => m.channel === 'email' && m.marketing);
   // Rows carrying only their template (campaign and flow mail) are rendered at send time.
@@ -99,7 +106,46 @@ export async function prepareBatch(deps: Deps, messages: MessageRow[], lease: Da
     blocks,
     links: createTrackingLinks({ secretKey: config.secretKey, appUrl: config.appUrl }),
     compiled: new Map(),
+    recordSent,
   };
+}
+
+/** Records a message the transport accepted as sent; false when its lease was lost. */
+export type RecordSent = (sent: {
+  id: number;
+  lease: Date;
+  provider: string;
+  provider_id: string | null;
+}) => Promise<boolean>;
+
+/**
+ * Group commit of "sent" records: while one statement is writing, the outcomes that arrive queue up
+ * and the next statement writes them all. One round trip serves many messages, and a message stays
+ * unrecorded (ambiguous if the process dies) only for about one statement's time.
+ */
+export function createSentRecorder(deps: Pick<Deps, 'db' | 'clock'>): RecordSent {
+  type Waiting = Parameters<RecordSent>[0] & { resolve(ok: boolean): void; reject(err: unknown): void };
+  let queue: Waiting[] = [];
+  let writing = false;
+  const pump = async () => {
+    writing = true;
+    while (queue.length > 0) {
+      const items = queue;
+      queue = [];
+      try {
+        const recorded = await markSentMany(deps.db, items, deps.clock.now());
+        for (const item of items) item.resolve(recorded.has(item.id));
+      } catch (err) {
+        for (const item of items) item.reject(err);
+      }
+    }
+    writing = false;
+  };
+  return (sent) =>
+    new Promise<boolean>((resolve, reject) => {
+      queue.push({ ...sent, resolve, reject });
+      if (!writing) void pump();
+    });
 }
 
 /** Why this message must not go out now, or null. Transactional mail ignores unsubscribes. */
@@ -172,7 +218,12 @@ export async function deliverMessage(
   }
   const now = clock.now();
   if (result.status === 'sent') {
-    const ok = await markSent(db, message.id, lease, result, now);
+    const ok = await batch.recordSent({
+      id: message.id,
+      lease,
+      provider: result.provider,
+      provider_id: result.provider_id,
+    });
     return { outcome: ok ? 'sent' : 'lost_lease', billable: ok && result.provider !== 'capture' };
   }
   if (result.permanent || attempt >= options.maxAttempts) {
