@@ -24,14 +24,24 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
   });
   const services = createServices({ db: handle.db, clock: systemClock, config, log });
   const app = options.http ? await buildApp({ config, services, db: handle.db, logger: log }) : undefined;
-  const workers = options.worker ? startWorkers(services.deps) : undefined;
+  // With PostgreSQL, the workers of `serve` get their own connection pool: under HTTP load they would
+  // otherwise queue behind requests for connections (and the send path waits on every write).
+  const workerHandle =
+    options.worker && options.http && config.databaseUrl
+      ? await openDatabase({
+          databaseUrl: config.databaseUrl,
+          poolSize: Math.min(20, config.worker.concurrency + 4),
+        })
+      : undefined;
+  const workerDeps = workerHandle ? { ...services.deps, db: workerHandle.db } : services.deps;
+  const workers = options.worker ? startWorkers(workerDeps) : undefined;
   // Chosen once per process: SMTP when SMTP_URL is set, otherwise capture (logged loudly: nothing is
   // delivered).
   const transports = options.worker
-    ? selectChannelTransports(config, { db: handle.db, clock: systemClock, log })
+    ? selectChannelTransports(config, { db: workerDeps.db, clock: systemClock, log })
     : undefined;
   const sender = transports
-    ? startMessageWorker(services.deps, {
+    ? startMessageWorker(workerDeps, {
         transports,
         concurrency: config.worker.concurrency,
         leaseSeconds: config.worker.leaseSeconds,
@@ -50,6 +60,7 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
     try {
       await Promise.all([app?.close(), workers?.stop(), sender?.stop()]);
       await transports?.email.close();
+      await workerHandle?.close();
       await handle.close();
     } finally {
       clearTimeout(force);

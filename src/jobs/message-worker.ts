@@ -15,7 +15,7 @@ import {
   prepareBatch,
   usagePeriod,
 } from '../domain/messages/delivery.ts';
-import { claimDueMessages, releaseClaims, reschedule, startAttempts } from '../store/message-queue.ts';
+import { claimDueMessages, releaseClaims, startAttempts } from '../store/message-queue.ts';
 import type { MessageRow } from '../store/messages.ts';
 import { addUsage } from '../store/usage.ts';
 
@@ -52,9 +52,16 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
   const batches = new Set<Promise<void>>();
   /** Claimed messages not finished yet (being prepared or in flight): what `concurrency` bounds. */
   let pending = 0;
+  /** When the rate limiter refused permits: no claiming before this time (ms since epoch). */
+  let rateLimitedUntil = 0;
   let stopping = false;
   let wake: (() => void) | undefined;
   let idleWaiters: (() => void)[] = [];
+
+  const resolveIdle = () => {
+    for (const resolve of idleWaiters) resolve();
+    idleWaiters = [];
+  };
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -119,6 +126,10 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
   };
 
   /** Grants permits for `wanted` messages; the rest are put back until a permit frees up. */
+  /**
+   * Grants permits for the claimed emails; the refused ones are given back in one statement with their
+   * place in the queue unchanged (FIFO under a limit), and claiming pauses until a permit frees up.
+   */
   async function permitted(claimed: MessageRow[], lease: Date): Promise<MessageRow[]> {
     if (!options.rateLimit) return claimed;
     const emails = claimed.filter((m) => m.channel === 'email');
@@ -129,12 +140,11 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
     );
     const refused = emails.slice(grant.granted);
     if (refused.length === 0) return claimed;
-    const now = clock.now();
-    const runAfter = new Date(now.getTime() + grant.retryAfterMs);
-    await Promise.all(
-      refused.map((m) =>
-        reschedule(db, m.id, lease, runAfter, { provider: m.provider, error: m.error }, now),
-      ),
+    rateLimitedUntil = clock.now().getTime() + grant.retryAfterMs;
+    await releaseClaims(
+      db,
+      refused.map((m) => m.id),
+      lease,
     );
     const refusedIds = new Set(refused.map((m) => m.id));
     return claimed.filter((m) => !refusedIds.has(m.id));
@@ -142,6 +152,14 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
 
   async function loop() {
     while (!stopping) {
+      // Out of send permits: wait for the next one rather than claiming rows only to give them back.
+      const permitWait = rateLimitedUntil - clock.now().getTime();
+      if (permitWait > 0) {
+        // Nothing can be sent before then: that counts as drained.
+        if (pending === 0 && batches.size === 0) resolveIdle();
+        await sleep(Math.min(permitWait, Math.max(idlePollMs, 50)));
+        continue;
+      }
       const free = options.concurrency - pending;
       // Claim in batches (at least half the slots) so per-batch queries are shared by many messages.
       if (free <= 0 || (pending > 0 && free < Math.ceil(options.concurrency / 2))) {
@@ -181,10 +199,7 @@ export function startMessageWorker(deps: Deps, options: MessageWorkerOptions): M
         batches.add(batchTask);
       }
       if (claimed.length === 0) {
-        if (pending === 0 && batches.size === 0) {
-          for (const resolve of idleWaiters) resolve();
-          idleWaiters = [];
-        }
+        if (pending === 0 && batches.size === 0) resolveIdle();
         await sleep(idlePollMs);
       } else if (pending >= options.concurrency) {
         await sleep(idlePollMs);

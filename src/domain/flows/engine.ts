@@ -43,6 +43,8 @@ import { validateFilters } from '../segments/segments.ts';
 export const MAX_CHAIN_DEPTH = 5;
 /** Steps one claim may execute back to back before the run is handed back (fairness). */
 const STEPS_PER_CLAIM = 25;
+/** Runs of one claim executed at the same time. */
+const RUN_CONCURRENCY = 8;
 /** Webhook attempts before the step is recorded as failed and the run moves on. */
 const WEBHOOK_ATTEMPTS = 5;
 
@@ -464,14 +466,16 @@ export async function runDueFlowSteps(deps: Deps, limit = 100, leaseSeconds = 60
   const runs = await claimDueRuns(db, now0, limit, lease);
   const indexes = new Map<string, StepIndex>();
   let executed = 0;
-  for (let run of runs) {
+  /** Executes one run's steps up to its next wait (or the end). */
+  const advance = async (claimed: FlowRunRow) => {
+    let run = claimed;
     const vkey = `${run.flow_id} ${run.flow_version}`;
     let index = indexes.get(vkey);
     if (!index) {
       const steps = await findFlowVersion(db, run.flow_id, run.flow_version);
       if (!steps) {
         await failRun(db, run, lease, `flow version ${run.flow_version} is missing`, clock.now());
-        continue;
+        return;
       }
       index = indexSteps(steps);
       indexes.set(vkey, index);
@@ -523,7 +527,14 @@ export async function runDueFlowSteps(deps: Deps, limit = 100, leaseSeconds = 60
       if (outcome.next === null || outcome.runAt > now) break;
       run = { ...run, step_id: outcome.next };
     }
-  }
+  };
+  // Runs are independent (each holds its own lease): several go at once, as the database allows.
+  const queue = [...runs];
+  await Promise.all(
+    Array.from({ length: Math.min(RUN_CONCURRENCY, queue.length) }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) await advance(next);
+    }),
+  );
   return executed;
 }
 
