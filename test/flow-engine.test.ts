@@ -410,3 +410,122 @@ describeEachEngine(
   },
   { VERIFIED_SENDER_DOMAINS: 'verified.test' },
 );
+
+describeEachEngine(
+  'flow engine webhooks (private network allowed)',
+  (ctx) => {
+    const db = () => ctx().db;
+    let hook: Server;
+    let hookUrl = '';
+    const calls: { url: string; body: string; key: string | undefined }[] = [];
+    const statuses: number[] = [];
+
+    before(async () => {
+      hook = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          calls.push({
+            url: req.url ?? '',
+            body: Buffer.concat(chunks).toString(),
+            key: req.headers['idempotency-key'] as string | undefined,
+          });
+          res.writeHead(statuses.shift() ?? 200, { 'content-type': 'application/json' }).end('{}');
+        });
+      });
+      await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+      const address = hook.address();
+      assert.ok(address && typeof address === 'object');
+      hookUrl = `http://127.0.0.1:${address.port}`;
+    });
+    after(() => new Promise<void>((r) => hook.close(() => r())));
+
+    test('a webhook step is called with merge values and a stable key; a 500 is retried with backoff, once', async () => {
+      const s = await signup(ctx().app);
+      const h = bearer(await createKey(ctx().app, s));
+      const [brand] = (await send(ctx().app, 'GET', '/v1/my/brands', h)).json() as Json[];
+      const steps: FlowStep[] = [
+        {
+          id: 1,
+          type: 'webhook',
+          url: `${hookUrl}/orders/{{ event.data.order }}`,
+          body: '{"who":"{{ contact.first_name }}"}',
+        },
+        { id: 2, type: 'wait', duration: 60 },
+      ];
+      const flowRow = await db()
+        .insertInto('flows')
+        .values({
+          account_id: brand!['account_id'] as number,
+          brand_id: brand!['id'] as number,
+          name: 'hook',
+          status: 'active',
+          trigger_event: 'paid',
+          contact_list_ids: json([]),
+          trigger_data: json({}),
+          steps: json(steps),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await db()
+        .insertInto('flow_versions')
+        .values({ flow_id: flowRow.id, version: 1, steps: json(steps) })
+        .execute();
+      const c = await send(ctx().app, 'POST', '/v1/my/contacts', h, {
+        email: uniqueEmail('hook'),
+        first_name: 'Hal',
+      });
+      const ev = await send(ctx().app, 'POST', '/v1/my/events', h, {
+        event: 'paid',
+        contact_id: c.json().id,
+        data: { order: 'B7' },
+        idempotency_key: `paid-${c.json().id}`,
+      });
+      assert.equal(ev.statusCode, 201, ev.body);
+      statuses.push(500);
+      await runFlowEngine(ctx().services.deps);
+      assert.equal(calls.length, 1);
+      const run = await db()
+        .selectFrom('flow_runs')
+        .selectAll()
+        .where('flow_id', '=', flowRow.id)
+        .executeTakeFirstOrThrow();
+      assert.equal(run.step_id, 1, 'still at the webhook after a 500');
+      assert.ok(run.next_run_at.getTime() > ctx().clock.now().getTime(), 'retry is scheduled later');
+      await runFlowEngine(ctx().services.deps);
+      assert.equal(calls.length, 1, 'not before its time');
+      ctx().clock.advance(31_000);
+      await runFlowEngine(ctx().services.deps);
+      assert.equal(calls.length, 2);
+      assert.equal(calls[1]!.url, '/orders/B7');
+      assert.equal(calls[1]!.body, '{"who":"Hal"}');
+      assert.equal(calls[0]!.key, calls[1]!.key);
+      assert.match(calls[1]!.key ?? '', /^flow-run-\d+-step-1$/);
+      const step = await db()
+        .selectFrom('flow_step_runs')
+        .selectAll()
+        .where('run_id', '=', run.id)
+        .where('step_id', '=', 1)
+        .executeTakeFirstOrThrow();
+      assert.equal(step.status, 'done');
+      // Moved on through the wait (parked until its time); the webhook is not called again.
+      await runFlowEngine(ctx().services.deps);
+      assert.equal(calls.length, 2);
+      const parked = await db()
+        .selectFrom('flow_runs')
+        .selectAll()
+        .where('id', '=', run.id)
+        .executeTakeFirstOrThrow();
+      assert.equal(parked.status, 'active');
+      assert.ok(parked.next_run_at.getTime() > ctx().clock.now().getTime());
+      const waited = await db()
+        .selectFrom('flow_step_runs')
+        .select('status')
+        .where('run_id', '=', run.id)
+        .where('step_id', '=', 2)
+        .executeTakeFirstOrThrow();
+      assert.equal(waited.status, 'done');
+    });
+  },
+  { ALLOW_PRIVATE_NETWORK: 'true' },
+);

@@ -172,7 +172,7 @@ export async function finishStep(
     .execute();
 }
 
-/** Moves a claimed run to `stepId` (null: past the end → completed) at `runAt`; fenced by the lease. */
+/** Moves a claimed run to `stepId` (null: past the end → completed when `runAt` has come) at `runAt`; fenced by the lease. */
 export async function advanceRun(
   db: Db,
   run: FlowRunRow,
@@ -187,8 +187,9 @@ export async function advanceRun(
     .set({
       step_id: stepId,
       next_run_at: runAt,
-      status: stepId === null ? 'completed' : 'active',
-      completed_at: stepId === null ? now : null,
+      // Past its last step the run completes — once a trailing wait has passed, not before.
+      status: stepId === null && runAt <= now ? 'completed' : 'active',
+      completed_at: stepId === null && runAt <= now ? now : null,
       locked_until: keepLease ? lease : null,
       updated_at: now,
     })
