@@ -1,4 +1,5 @@
 /** Real worker processes for crash and multi-process tests: a database they share, spawn, wait. */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,6 +8,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { type Db, type Engine, openDatabase } from '../src/store/db.ts';
 import { withSchemaLock } from './helpers.ts';
+import { parseMessage } from './smtp-sink.ts';
 
 /** The project root (where `src/cli.ts` is). */
 export const ROOT = path.resolve(import.meta.dirname, '..');
@@ -74,4 +76,39 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** A message row as the crash tests read it back. */
+export type DeliveredRow = { to: string; ambiguous: boolean; provider_id?: string | null };
+
+/**
+ * The crash tests' verdict: every message reached its recipient exactly once, except those flagged
+ * `ambiguous` (at most `maxAmbiguous`), which may have arrived twice — with one stable Message-ID, so
+ * a duplicate is traceable. With `matchProviderId`, each row's provider id is that Message-ID.
+ */
+export function assertDeliveredOnce(
+  rows: DeliveredRow[],
+  received: { to: string[]; raw: string }[],
+  maxAmbiguous: number,
+  matchProviderId = false,
+): { ambiguous: number; twice: number } {
+  const copies = new Map<string, string[]>();
+  for (const r of received) {
+    const id = parseMessage(r.raw).headers.get('message-id')?.[0] ?? '';
+    for (const to of r.to) copies.set(to, [...(copies.get(to) ?? []), id]);
+  }
+  const ambiguous = rows.filter((r) => r.ambiguous).length;
+  const twice = [...copies.values()].filter((c) => c.length > 1).length;
+  assert.ok(ambiguous <= maxAmbiguous, `${ambiguous} ambiguous`);
+  for (const r of rows) {
+    const got = copies.get(r.to) ?? [];
+    if (r.ambiguous) {
+      assert.ok(got.length >= 1 && got.length <= 2, `${r.to}: ${got.length} copies`);
+      assert.equal(new Set(got).size, 1, `${r.to}: one Message-ID`);
+    } else {
+      assert.equal(got.length, 1, `${r.to} got ${got.length} copies`);
+    }
+    if (matchProviderId) assert.equal(r.provider_id, got[0]);
+  }
+  return { ambiguous, twice };
 }
