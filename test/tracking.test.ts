@@ -14,9 +14,9 @@ const SECRET = 'a'.repeat(64);
 const APP_URL = 'https://mw.test';
 const links = createTrackingLinks({ secretKey: SECRET, appUrl: APP_URL });
 
-/** The token in a tracking URL. */
+/** The token in a tracking URL (a click token has two parts: `<message>.<link>`). */
 function tokenOf(url: string): string {
-  return url.replace(/^.*\/(?:t\/[oc]|u)\/([^/?.]+).*$/, '$1');
+  return url.replace(/^.*\/(?:t\/[oc]|u)\/([^/?]+?)(?:\.gif)?(?:\?.*)?$/, '$1');
 }
 
 /** Every `href` value of an HTML string, raw (as written in the markup). */
@@ -44,7 +44,7 @@ describe('tracking tokens', () => {
       assert.equal(links.verifyOpen(tokenOf(open)), id);
       const dest = 'https://shop.test/a?x=1&y=2#frag';
       const click = links.clickUrl(id, dest);
-      assert.match(click, /^https:\/\/mw\.test\/t\/c\/[A-Za-z0-9_-]+\?u=/);
+      assert.match(click, /^https:\/\/mw\.test\/t\/c\/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}\?u=/);
       assert.equal(new URL(click).searchParams.get('u'), dest);
       assert.equal(links.verifyClick(tokenOf(click), dest), id);
       const unsub = links.unsubscribeUrl(id);
@@ -106,6 +106,34 @@ describe('tracking tokens', () => {
     ]) {
       assert.equal(links.verifyClick(token, other), null, other);
     }
+  });
+
+  test('a click token is <message part>.<link part>: the link part signs the URL alone, once for every recipient', () => {
+    const url = 'https://shop.test/sale';
+    const [msg7, link7] = tokenOf(links.clickUrl(7, url)).split('.');
+    const [msg8, link8] = tokenOf(links.clickUrl(8, url)).split('.');
+    // The same link signature serves every message; the message parts differ.
+    assert.equal(link7, link8);
+    assert.notEqual(msg7, msg8);
+    assert.equal(links.clickUrl(8, url), links.clickPrefix(8) + links.clickSuffix(url));
+    // Tampering with either part, or taking a part from elsewhere, is refused.
+    const other = createTrackingLinks({ secretKey: 'b'.repeat(64), appUrl: APP_URL });
+    const [, foreignLink] = tokenOf(other.clickUrl(7, url)).split('.');
+    const [, evilLink] = tokenOf(links.clickUrl(7, 'https://evil.test/')).split('.');
+    const openPart = tokenOf(links.openUrl(7));
+    for (const bad of [
+      `${msg7}.${foreignLink}`,
+      `${msg7}.${evilLink}`,
+      `${openPart}.${link7}`,
+      `${msg7}.${link7!.slice(0, -1)}${link7!.endsWith('A') ? 'B' : 'A'}`,
+      `${msg7}.`,
+      `.${link7}`,
+      `${msg7}${link7}`,
+      `${msg7}.${link7}.${link7}`,
+    ]) {
+      assert.equal(links.verifyClick(bad, url), null, bad);
+    }
+    assert.equal(links.verifyClick(`${msg7}.${link7}`, url), 7);
   });
 
   test('List-Unsubscribe headers: https URL, optional mailto, one-click post', () => {
