@@ -244,6 +244,99 @@ describeEachEngine(
       assert.match((sent.mime ?? '').replace(/=\r\n/g, ''), /Hello Fay/);
     });
 
+    test('runs at the same step execute together: one message per eligible run, reasons for the rest, a held run left alone', async () => {
+      const t = await tenant();
+      const id = await flow(t, 'batched', [
+        { id: 1, type: 'email' },
+        { id: 2, type: 'sms', body: 'Code {{ event.data.code }} for {{ contact.first_name }}' },
+        { id: 3, type: 'wait', duration: 0 },
+        { id: 4, type: 'email', transactional: true },
+      ]);
+      const phone = () => `+1415555${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
+      const create = async (body: Json) => {
+        const res = await send(app(), 'POST', '/v1/my/contacts', t.h, { first_name: 'Fay', ...body });
+        assert.equal(res.statusCode, 201, res.body);
+        return res.json().id as number;
+      };
+      const subscribed: number[] = [];
+      for (let i = 0; i < 5; i++) subscribed.push(await create({ email: uniqueEmail('b'), phone: phone() }));
+      const optedOut = await create({ email: uniqueEmail('out'), phone: phone() });
+      const phoneOnly = await create({ phone: phone() });
+      await db()
+        .updateTable('contact_channels')
+        .set({ subscribed: true })
+        .where('contact_id', 'in', [...subscribed, phoneOnly])
+        .execute();
+      await db()
+        .updateTable('contact_channels')
+        .set({ subscribed: false })
+        .where('contact_id', '=', optedOut)
+        .execute();
+      for (const c of [...subscribed, optedOut, phoneOnly]) await track(t, c, 'batched', { code: 'K7' });
+      await enrolFromDomainEvents(deps());
+      const held = subscribed.at(-1)!;
+      // Another worker holds this run's lease: the group must not touch it.
+      await db()
+        .updateTable('flow_runs')
+        .set({ locked_until: new Date(ctx().clock.now().getTime() + 30_000) })
+        .where('flow_id', '=', id)
+        .where('contact_id', '=', held)
+        .execute();
+      await runFlowEngine(deps());
+      const runs = await runsOf(id);
+      const runOf = (c: number) => runs.find((r) => r.contact_id === c)!;
+      assert.equal(runs.length, 7);
+      assert.deepEqual(
+        runs.filter((r) => r.status !== 'completed').map((r) => [r.contact_id, r.status, r.step_id]),
+        [[held, 'active', 1]],
+      );
+      const messages = await messagesOf(id);
+      const sent = (step: number) =>
+        messages
+          .filter((m) => m.flow_step_id === step)
+          .map((m) => m.contact_id)
+          .sort();
+      const ready = subscribed.slice(0, 4);
+      assert.deepEqual(sent(1), [...ready].sort());
+      assert.deepEqual(sent(2), [...ready, phoneOnly].sort());
+      assert.deepEqual(sent(4), [...ready, optedOut].sort(), 'transactional steps reach opted-out contacts');
+      const sms = messages.find((m) => m.flow_step_id === 2 && m.contact_id === ready[0])!;
+      assert.equal(sms.channel, 'sms');
+      assert.equal(sms.text, 'Code K7 for Fay');
+      assert.equal(messages.find((m) => m.flow_step_id === 4)!.marketing, false);
+      const email = messages.find((m) => m.flow_step_id === 1)!;
+      assert.equal(email.marketing, true);
+      assert.equal(email.from_email, 'flows@verified.test');
+      assert.deepEqual(email.data, {
+        event: { name: 'batched', data: { code: 'K7' } },
+        data: { code: 'K7' },
+      });
+      const reasons = async (c: number) =>
+        (await stepRuns(runOf(c).id))
+          .sort((a, b) => a.step_id - b.step_id)
+          .map((s) => [s.step_id, s.status, (s.result as Json)['reason'] ?? null, s.message_id !== null]);
+      assert.deepEqual(await reasons(optedOut), [
+        [1, 'skipped', 'unsubscribed', false],
+        [2, 'skipped', 'unsubscribed', false],
+        [3, 'done', null, false],
+        [4, 'done', null, true],
+      ]);
+      assert.deepEqual(await reasons(phoneOnly), [
+        [1, 'skipped', 'the contact has no email address', false],
+        [2, 'done', null, true],
+        [3, 'done', null, false],
+        [4, 'skipped', 'the contact has no email address', false],
+      ]);
+      assert.deepEqual(await stepRuns(runOf(held).id), []);
+      // The other worker's lease runs out: the run is taken over and executed once.
+      ctx().clock.advance(31_000);
+      await runFlowEngine(deps());
+      assert.equal((await runsOf(id)).find((r) => r.contact_id === held)!.status, 'completed');
+      const after = await messagesOf(id);
+      assert.equal(after.filter((m) => m.contact_id === held).length, 3);
+      assert.equal(after.length, messages.length + 3);
+    });
+
     test('a flow created through the API runs: its email step sends its template', async () => {
       const t = await tenant();
       const res = await send(app(), 'POST', '/v1/my/flows', t.h, {
@@ -320,6 +413,54 @@ describeEachEngine(
       await runFlowEngine(deps());
       assert.equal((await runsOf(onAdd)).length, 1);
       assert.equal((await runsOf(onList)).length, 1, 'only the Trial list enrols');
+    });
+
+    test('enrolment of a batch of events: list audience and segment scoping per contact, one run per contact', async () => {
+      const t = await tenant();
+      const list = await send(app(), 'POST', '/v1/my/lists', t.h, { name: 'Members' });
+      assert.equal(list.statusCode, 201, list.body);
+      const seg = await send(app(), 'POST', '/v1/my/segments', t.h, {
+        name: 'VIP',
+        filters: [{ name: 'contact_data_tier', predicate: 'eq', value: 'vip' }],
+      });
+      assert.equal(seg.statusCode, 201, seg.body);
+      const members = await flow(t, 'joined', [{ id: 1, type: 'wait', duration: 60 }]);
+      const vips = await flow(t, 'joined', [{ id: 1, type: 'wait', duration: 60 }]);
+      await db()
+        .updateTable('flows')
+        .set({ audience_type: 'lists', contact_list_ids: json([list.json().id]) })
+        .where('id', '=', members)
+        .execute();
+      await db().updateTable('flows').set({ segment_id: seg.json().id }).where('id', '=', vips).execute();
+      const emails = Array.from({ length: 6 }, () => uniqueEmail('batch'));
+      const contacts: number[] = [];
+      for (const e of emails) contacts.push(await contact(t, e));
+      // Contacts 0-2 are members; 1 and 3 are VIPs.
+      const added = await send(app(), 'POST', `/v1/my/lists/${list.json().id}/contacts/bulk`, t.h, {
+        action: 'add',
+        emails: emails.slice(0, 3),
+      });
+      assert.ok(added.statusCode < 300, added.body);
+      await db()
+        .updateTable('contacts')
+        .set({ data: json({ tier: 'vip' }) })
+        .where('id', 'in', [contacts[1]!, contacts[3]!])
+        .execute();
+      for (const c of contacts) await track(t, c, 'joined', { n: 1 });
+      await track(t, contacts[1]!, 'joined', { n: 2 });
+      const { started } = await enrolFromDomainEvents(deps());
+      assert.equal(started, 5);
+      const enrolled = async (flowId: number) =>
+        (await runsOf(flowId)).map((r) => [r.contact_id, (r.event['data'] as Json)['n']]);
+      assert.deepEqual(await enrolled(members), [
+        [contacts[0], 1],
+        [contacts[1], 1],
+        [contacts[2], 1],
+      ]);
+      assert.deepEqual(await enrolled(vips), [
+        [contacts[1], 1],
+        [contacts[3], 1],
+      ]);
     });
 
     test('emit_event chains flows; the depth cap stops a loop', async () => {

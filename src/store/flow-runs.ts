@@ -6,7 +6,6 @@ import { type Expression, type SqlBool, sql } from 'kysely';
 import type { Db } from './db.ts';
 import { json } from './db.ts';
 import type { FlowRow, FlowRunRow, FlowStep } from './flows.ts';
-import type { MessageInsert } from './messages.ts';
 import type { TemplateRow } from './templates.ts';
 
 /** The brand's active flows listening for `event` (standalone and campaign-backed alike). */
@@ -31,46 +30,6 @@ export async function contactMatches(
     .select('c.id')
     .where('c.id', '=', contactId)
     .where(where)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
-/** True when the contact is in any of the lists. */
-export async function contactInLists(db: Db, contactId: number, listIds: number[]): Promise<boolean> {
-  if (listIds.length === 0) return false;
-  const row = await db
-    .selectFrom('list_memberships')
-    .select('contact_id')
-    .where('contact_id', '=', contactId)
-    .where('list_id', 'in', listIds)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
-/** Starts a run, unless the contact already has an active run of this flow; true when enrolled. */
-export async function enrol(
-  db: Db,
-  flow: FlowRow,
-  values: { contact_id: number; step_id: number | null; event: Record<string, unknown>; chain_depth: number },
-  now: Date,
-): Promise<boolean> {
-  const row = await db
-    .insertInto('flow_runs')
-    .values({
-      account_id: flow.account_id,
-      brand_id: flow.brand_id,
-      flow_id: flow.id,
-      flow_version: flow.version,
-      contact_id: values.contact_id,
-      step_id: values.step_id,
-      event: json(values.event),
-      chain_depth: values.chain_depth,
-      next_run_at: now,
-      created_at: now,
-      updated_at: now,
-    })
-    .onConflict((oc) => oc.columns(['flow_id', 'contact_id']).where('status', '=', 'active').doNothing())
-    .returning('id')
     .executeTakeFirst();
   return row !== undefined;
 }
@@ -217,28 +176,6 @@ export async function exitRunsOfEndedFlows(db: Db, now: Date): Promise<void> {
        and flow_id in (select id from flows where status in ('archived', 'cancelled'))`.execute(db);
 }
 
-/** The contact's first email (subscribed ones first) and phone, for email and SMS steps. */
-export async function contactAddresses(
-  db: Db,
-  contactId: number,
-): Promise<{
-  email: { value: string; subscribed: boolean } | null;
-  phone: { value: string; subscribed: boolean } | null;
-}> {
-  const rows = await db
-    .selectFrom('contact_channels')
-    .select(['kind', 'value', 'subscribed'])
-    .where('contact_id', '=', contactId)
-    .orderBy('subscribed', 'desc')
-    .orderBy('id')
-    .execute();
-  const pick = (kind: string) => {
-    const r = rows.find((c) => c.kind === kind);
-    return r ? { value: r.value, subscribed: r.subscribed } : null;
-  };
-  return { email: pick('email'), phone: pick('phone') };
-}
-
 /** Opts the contact's channels of a kind in or out (subscribe/unsubscribe steps). */
 export async function setChannelsSubscribed(
   db: Db,
@@ -310,15 +247,227 @@ export function findFlowTemplate(db: Db, flowId: number, stepId: number): Promis
     .executeTakeFirst();
 }
 
-/** Queues a flow step's message; (run, step) is unique, so a repeated step queues nothing. */
-export async function insertFlowMessage(db: Db, values: MessageInsert): Promise<number | null> {
-  const row = await db
-    .insertInto('messages')
-    .values(values)
-    .onConflict((oc) =>
-      oc.columns(['flow_run_id', 'flow_step_id']).where('flow_run_id', 'is not', null).doNothing(),
-    )
-    .returning('id')
+// ---------------------------------------------------------------------------------------------
+// Set-based SQL: enrolment of many contacts and steps executed for many runs at once. A group's
+// statements run in one transaction, so each run's step record commits with its effect and its move.
+
+/** The contacts among `contactIds` that are in any of the lists. */
+export async function contactsInAnyList(
+  db: Db,
+  contactIds: number[],
+  listIds: number[],
+): Promise<Set<number>> {
+  if (contactIds.length === 0 || listIds.length === 0) return new Set();
+  const { rows } = await sql<{ contact_id: number }>`
+    select distinct contact_id from list_memberships
+     where contact_id = any(${contactIds}::int[]) and list_id = any(${listIds}::int[])`.execute(db);
+  return new Set(rows.map((r) => r.contact_id));
+}
+
+/** The contacts among `contactIds` that satisfy `where` (a compiled segment expression over `contacts as c`). */
+export async function contactsMatching(
+  db: Db,
+  contactIds: number[],
+  where: Expression<SqlBool>,
+): Promise<Set<number>> {
+  if (contactIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('contacts as c')
+    .select('c.id')
+    .where(sql<boolean>`c.id = any(${contactIds}::int[])`)
+    .where(where)
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+/** One contact entering a flow. */
+export type Enrolment = {
+  contact_id: number;
+  event: Record<string, unknown>;
+  chain_depth: number;
+};
+
+/**
+ * Starts runs of one flow for many contacts in one statement; a contact with an active run of the flow
+ * (or listed twice: the first wins) is skipped by the one-active-run index. Returns how many started.
+ */
+export async function enrolMany(
+  db: Db,
+  flow: FlowRow,
+  firstStepId: number | null,
+  enrolments: Enrolment[],
+  now: Date,
+): Promise<number> {
+  if (enrolments.length === 0) return 0;
+  // `with ordinality` keeps the input order, so run ids follow the order of the triggering events.
+  const { rows } = await sql<{ id: number }>`
+    insert into flow_runs (account_id, brand_id, flow_id, flow_version, contact_id, step_id, event,
+                           chain_depth, next_run_at, created_at, updated_at)
+    select ${flow.account_id}, ${flow.brand_id}, ${flow.id}, ${flow.version}, u.contact_id,
+           ${firstStepId}::int, u.event, u.chain_depth, ${now}, ${now}, ${now}
+      from unnest(${enrolments.map((e) => e.contact_id)}::int[],
+                  ${enrolments.map((e) => json(e.event))}::jsonb[],
+                  ${enrolments.map((e) => e.chain_depth)}::int[])
+           with ordinality as u(contact_id, event, chain_depth, n)
+     order by u.n
+    on conflict (flow_id, contact_id) where status = 'active' do nothing
+    returning id`.execute(db);
+  return rows.length;
+}
+
+/** A run locked for a step, with what its email/SMS step needs (the contact's first address of a kind). */
+export type HeldRun = {
+  id: number;
+  contact_id: number;
+  event: Record<string, unknown>;
+  address: string | null;
+  subscribed: boolean | null;
+  has_contact: boolean;
+  first_name: string | null;
+  last_name: string | null;
+  data: Record<string, unknown> | null;
+};
+
+/**
+ * Locks the runs among `ids` that still hold the lease `lease` (FOR UPDATE: no other worker can take
+ * one over until the caller's transaction ends, so everything written for them is fenced) and reads,
+ * per run, the contact's first `kind` address (subscribed ones first, as `contactAddresses`) and name.
+ */
+export async function lockHeldRuns(
+  db: Db,
+  ids: number[],
+  lease: Date,
+  kind: 'email' | 'phone' | null,
+): Promise<HeldRun[]> {
+  if (ids.length === 0) return [];
+  // A wait step needs no address: skip the per-contact lookups.
+  const address =
+    kind === null
+      ? sql`null::text as address, null::boolean as subscribed, false as has_contact, null::text as first_name,
+            null::text as last_name, null::jsonb as data from flow_runs r`
+      : sql`ch.value as address, ch.subscribed, c.id is not null as has_contact, c.first_name, c.last_name, c.data
+              from flow_runs r
+              left join contacts c on c.id = r.contact_id
+              left join lateral (
+                select value, subscribed from contact_channels ch
+                 where ch.contact_id = r.contact_id and ch.kind = ${kind}
+                 order by ch.subscribed desc, ch.id limit 1
+              ) ch on true`;
+  const { rows } = await sql<HeldRun>`
+    select r.id, r.contact_id, r.event, ${address}
+     where r.id = any(${ids}::int[]) and r.locked_until = ${lease}
+     order by r.id
+       for update of r`.execute(db);
+  return rows;
+}
+
+/** What every message of one flow step shares. */
+export type FlowMessageValues = {
+  account_id: number;
+  brand_id: number;
+  channel: 'email' | 'sms';
+  flow_id: number;
+  flow_step_id: number;
+  marketing: boolean;
+  from_email: string | null;
+  from_name: string | null;
+  reply_to: string | null;
+  using_sandbox: boolean;
+  subject: string | null;
+  template_id: number | null;
+};
+
+/**
+ * Queues one step's messages for many runs in one statement; (run, step) is unique, so a run that
+ * already has its message gets none. Returns the new message id per run id.
+ */
+export async function insertFlowMessages(
+  db: Db,
+  v: FlowMessageValues,
+  rows: { run_id: number; contact_id: number; to: string; text: string | null; data: unknown }[],
+  now: Date,
+): Promise<Map<number, number>> {
+  if (rows.length === 0) return new Map();
+  const { rows: inserted } = await sql<{ id: number; flow_run_id: number }>`
+    insert into messages (account_id, brand_id, channel, source_type, flow_id, flow_run_id, flow_step_id,
+                          contact_id, marketing, "to", from_email, from_name, reply_to, using_sandbox,
+                          subject, text, template_id, data, run_after, created_at, updated_at)
+    select ${v.account_id}, ${v.brand_id}, ${v.channel}, 'flow', ${v.flow_id}, u.run_id, ${v.flow_step_id},
+           u.contact_id, ${v.marketing}, u.to_address, ${v.from_email}, ${v.from_name}, ${v.reply_to},
+           ${v.using_sandbox}, ${v.subject}, u.body, ${v.template_id}::int, u.data, ${now}, ${now}, ${now}
+      from unnest(${rows.map((r) => r.run_id)}::int[], ${rows.map((r) => r.contact_id)}::int[],
+                  ${rows.map((r) => r.to)}::text[], ${rows.map((r) => r.text)}::text[],
+                  ${rows.map((r) => json(r.data))}::jsonb[])
+           as u(run_id, contact_id, to_address, body, data)
+    on conflict (flow_run_id, flow_step_id) where flow_run_id is not null do nothing
+    returning id, flow_run_id`.execute(db);
+  return new Map(inserted.map((r) => [r.flow_run_id, r.id]));
+}
+
+/** A step's record for one run. */
+export type StepRecord = {
+  run_id: number;
+  status: 'done' | 'skipped';
+  result: Record<string, unknown>;
+  message_id: number | null;
+};
+
+/** Records one step as executed for many runs in one statement (a record already there stays). */
+export async function recordSteps(
+  db: Db,
+  flowId: number,
+  stepId: number,
+  records: StepRecord[],
+  now: Date,
+): Promise<void> {
+  if (records.length === 0) return;
+  await sql`
+    insert into flow_step_runs (run_id, step_id, flow_id, status, result, message_id, created_at, updated_at)
+    select u.run_id, ${stepId}, ${flowId}, u.status, u.result, u.message_id, ${now}, ${now}
+      from unnest(${records.map((r) => r.run_id)}::int[], ${records.map((r) => r.status)}::text[],
+                  ${records.map((r) => json(r.result))}::jsonb[], ${records.map((r) => r.message_id)}::int[])
+           as u(run_id, status, result, message_id)
+    on conflict (run_id, step_id) do nothing`.execute(db);
+}
+
+/**
+ * Moves many claimed runs to the same `stepId` at `runAt` in one statement, fenced by the lease (as
+ * `advanceRun`). Returns how many moved.
+ */
+export async function advanceRuns(
+  db: Db,
+  ids: number[],
+  lease: Date,
+  stepId: number | null,
+  runAt: Date,
+  now: Date,
+  keepLease = false,
+): Promise<number> {
+  if (ids.length === 0) return 0;
+  const completed = stepId === null && runAt <= now;
+  const res = await db
+    .updateTable('flow_runs')
+    .set({
+      step_id: stepId,
+      next_run_at: runAt,
+      status: completed ? 'completed' : 'active',
+      completed_at: completed ? now : null,
+      locked_until: keepLease ? lease : null,
+      updated_at: now,
+    })
+    .where(sql<boolean>`id = any(${ids}::int[])`)
+    .where('locked_until', '=', lease)
     .executeTakeFirst();
-  return row?.id ?? null;
+  return Number(res.numUpdatedRows);
+}
+
+/** Hands claimed runs back (due as they are) before their lease ends: the next claim takes them. */
+export async function releaseRuns(db: Db, ids: number[], lease: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .updateTable('flow_runs')
+    .set({ locked_until: null })
+    .where(sql<boolean>`id = any(${ids}::int[])`)
+    .where('locked_until', '=', lease)
+    .execute();
 }

@@ -3,8 +3,10 @@
  * tracked events) into runs of the active flows listening for them; execution claims due runs and
  * executes their steps. Every step's effect (a message row, a generated event, a subscription change,
  * a wait) commits in one transaction with the record of the step and the run's move to its next step,
- * so a step happens once across crashes. Webhooks, which leave the database, are the exception: a
- * `started` record makes a retry after a crash call again with the same Idempotency-Key.
+ * so a step happens once across crashes. Claimed runs standing at the same email, sms or wait step are
+ * executed together, set-based, in one transaction per group (the campaign pipeline's style).
+ * Webhooks, which leave the database, are the exception: a `started` record makes a retry after a
+ * crash call again with the same Idempotency-Key.
  */
 import { guardedRequest, OutboundError } from '../../lib/ssrf.ts';
 import { renderText } from '../../render/render.ts';
@@ -15,21 +17,29 @@ import { claimDomainEvents } from '../../store/domain-events.ts';
 import {
   activeFlowsFor,
   advanceRun,
+  advanceRuns,
   claimDueRuns,
-  contactAddresses,
-  contactInLists,
   contactMatches,
-  enrol,
+  contactsInAnyList,
+  contactsMatching,
+  type Enrolment,
+  enrolMany,
   exitRunsOfEndedFlows,
+  type FlowMessageValues,
   failRun,
   findFlowTemplate,
   findFlowVersion,
   findStepRun,
   finishStep,
-  insertFlowMessage,
+  type HeldRun,
+  insertFlowMessages,
   insertGeneratedEvent,
+  lockHeldRuns,
   recordStep,
+  recordSteps,
   recordWebhookAttempt,
+  releaseRuns,
+  type StepRecord,
   setChannelsSubscribed,
 } from '../../store/flow-runs.ts';
 import type { FlowRow, FlowRunRow, FlowStep } from '../../store/flows.ts';
@@ -41,9 +51,9 @@ import { validateFilters } from '../segments/segments.ts';
 
 /** Generated events deeper than this do not trigger more (a loop of flows cannot run away). */
 export const MAX_CHAIN_DEPTH = 5;
-/** Steps one claim may execute back to back before the run is handed back (fairness). */
+/** Steps one claim may execute back to back before the run is handed back (fairness): rounds of a claim. */
 const STEPS_PER_CLAIM = 25;
-/** Runs of one claim executed at the same time. */
+/** Groups (or single runs) of one claim executed at the same time. */
 const RUN_CONCURRENCY = 8;
 /** Webhook attempts before the step is recorded as failed and the run moves on. */
 const WEBHOOK_ATTEMPTS = 5;
@@ -79,36 +89,46 @@ function triggerOf(event: DomainEvent): { name: string; listId: number | null } 
   return { name: event.kind, listId: event.list_id };
 }
 
-/** Whether the contact passes the flow's entry scoping (its lists and/or segment). */
-async function inScope(
-  db: Db,
-  flow: FlowRow,
-  contactId: number,
-  listId: number | null,
-  now: Date,
-): Promise<boolean> {
+/** One consumed domain event that may enrol its contact. */
+type Trigger = { contactId: number; listId: number | null; enrolment: Enrolment };
+
+/**
+ * The triggers that pass the flow's entry scoping (its lists and/or segment), evaluated for all of
+ * them at once: one membership query and one segment query, whatever their number.
+ */
+async function inScope(db: Db, flow: FlowRow, triggers: Trigger[], now: Date): Promise<Trigger[]> {
   const lists = flow.contact_list_ids;
-  if (listId !== null) {
-    // list_add / list_remove: the trigger's lists say which list; none means any.
-    if (lists.length > 0 && !lists.includes(listId)) return false;
-  } else if (flow.audience_type === 'lists' && !(await contactInLists(db, contactId, lists))) {
-    return false;
+  // list_add / list_remove: the trigger's lists say which list (none means any); other triggers of a
+  // flow whose audience is lists need the contact to be in one of them.
+  let passing = triggers.filter((t) => t.listId === null || lists.length === 0 || lists.includes(t.listId));
+  if (flow.audience_type === 'lists') {
+    const unlisted = passing.filter((t) => t.listId === null).map((t) => t.contactId);
+    const inLists = await contactsInAnyList(db, unlisted, lists);
+    passing = passing.filter((t) => t.listId !== null || inLists.has(t.contactId));
   }
-  if (flow.segment_id !== null) {
+  if (flow.segment_id !== null && passing.length > 0) {
     const segment = await db
       .selectFrom('segments')
       .select('filters')
       .where('id', '=', flow.segment_id)
       .executeTakeFirst();
-    if (!segment) return false;
+    if (!segment) return [];
     const parsed = await validateFilters(db, flow.brand_id, segment.filters);
-    if (!(await contactMatches(db, contactId, compileFilters(parsed, { brandId: flow.brand_id, now }))))
-      return false;
+    const matching = await contactsMatching(
+      db,
+      [...new Set(passing.map((t) => t.contactId))],
+      compileFilters(parsed, { brandId: flow.brand_id, now }),
+    );
+    passing = passing.filter((t) => matching.has(t.contactId));
   }
-  return true;
+  return passing;
 }
 
-/** Consumes up to `limit` domain events and enrols their contacts in matching active flows. */
+/**
+ * Consumes up to `limit` domain events and enrols their contacts in matching active flows: events are
+ * grouped by brand and trigger, scoped per flow in a query or two, and each flow's runs start in one
+ * statement — all in the transaction that marks the events processed.
+ */
 export async function enrolFromDomainEvents(
   deps: Deps,
   limit = 500,
@@ -117,49 +137,46 @@ export async function enrolFromDomainEvents(
   return db.transaction().execute(async (trx) => {
     const now = clock.now();
     const events = await claimDomainEvents(trx, limit, now);
-    let started = 0;
-    const flowsCache = new Map<string, FlowRow[]>();
-    const versions = new Map<string, StepIndex>();
+    const groups = new Map<string, { brandId: number; name: string; triggers: Trigger[] }>();
     for (const event of events) {
       const trigger = triggerOf(event);
       if (!trigger || event.contact_id === null) continue;
       // Generated events past the depth cap are stored but trigger nothing.
       if (event.chain_depth > MAX_CHAIN_DEPTH) continue;
       const key = `${event.brand_id} ${trigger.name}`;
-      let flows = flowsCache.get(key);
-      if (!flows) {
-        flows = await activeFlowsFor(trx, event.brand_id, trigger.name);
-        flowsCache.set(key, flows);
+      let group = groups.get(key);
+      if (!group) {
+        group = { brandId: event.brand_id, name: trigger.name, triggers: [] };
+        groups.set(key, group);
       }
-      for (const flow of flows) {
-        if (!(await inScope(trx, flow, event.contact_id, trigger.listId, now))) continue;
-        const vkey = `${flow.id} ${flow.version}`;
-        let index = versions.get(vkey);
-        if (!index) {
-          index = indexSteps((await findFlowVersion(trx, flow.id, flow.version)) ?? flow.steps);
-          versions.set(vkey, index);
-        }
-        const payload = event.payload as Record<string, unknown>;
-        const eventVars = {
-          name: trigger.name,
-          ...(event.kind === 'event' ? { data: payload['data'] ?? {} } : { data: {} }),
-          ...(trigger.listId !== null ? { list_id: trigger.listId } : {}),
-        };
-        if (
-          await enrol(
-            trx,
-            flow,
-            {
-              contact_id: event.contact_id,
-              step_id: index.first,
-              event: eventVars,
-              chain_depth: event.chain_depth,
-            },
-            now,
-          )
-        ) {
-          started += 1;
-        }
+      const payload = event.payload as Record<string, unknown>;
+      group.triggers.push({
+        contactId: event.contact_id,
+        listId: trigger.listId,
+        enrolment: {
+          contact_id: event.contact_id,
+          event: {
+            name: trigger.name,
+            data: event.kind === 'event' ? (payload['data'] ?? {}) : {},
+            ...(trigger.listId !== null ? { list_id: trigger.listId } : {}),
+          },
+          chain_depth: event.chain_depth,
+        },
+      });
+    }
+    let started = 0;
+    for (const group of groups.values()) {
+      for (const flow of await activeFlowsFor(trx, group.brandId, group.name)) {
+        const passing = await inScope(trx, flow, group.triggers, now);
+        if (passing.length === 0) continue;
+        const steps = (await findFlowVersion(trx, flow.id, flow.version)) ?? flow.steps;
+        started += await enrolMany(
+          trx,
+          flow,
+          indexSteps(steps).first,
+          passing.map((t) => t.enrolment),
+          now,
+        );
       }
     }
     return { events: events.length, started };
@@ -170,16 +187,11 @@ export async function enrolFromDomainEvents(
 type StepOutcome = { next: number | null; runAt: Date } | { retryAt: Date } | { fail: string };
 
 /**
- * Executes the run's current step inside `trx` (everything but webhooks), recording it. Returns where
- * the run goes next.
+ * Executes the run's current step inside `trx` (split, emit_event, subscribe/unsubscribe; email, sms and
+ * wait go through `executeGroup`, webhooks through `executeWebhook`), recording it. Returns where the
+ * run goes next.
  */
-async function executeStep(
-  deps: Deps,
-  trx: Db,
-  run: FlowRunRow,
-  index: StepIndex,
-  now: Date,
-): Promise<StepOutcome> {
+async function executeStep(trx: Db, run: FlowRunRow, index: StepIndex, now: Date): Promise<StepOutcome> {
   const entry = index.steps.get(run.step_id!);
   if (!entry) return { next: null, runAt: now };
   const { step, next } = entry;
@@ -191,10 +203,6 @@ async function executeStep(
   ) => recordStep(trx, run, step.id, { status, result, message_id: messageId }, now);
 
   switch (step.type) {
-    case 'wait': {
-      await done('done');
-      return { next, runAt: new Date(now.getTime() + Number(step['duration'] ?? 0) * 1000) };
-    }
     case 'split': {
       const parsed = await validateFilters(trx, run.brand_id, step['filters']);
       const yes = await contactMatches(
@@ -205,32 +213,6 @@ async function executeStep(
       await done('done', { branch: yes ? 'yes' : 'no' });
       const branch = (yes ? step.yes : step.no) ?? [];
       return { next: branch[0]?.id ?? next, runAt: now };
-    }
-    case 'email':
-    case 'sms': {
-      const addresses = await contactAddresses(trx, run.contact_id);
-      const transactional = step['transactional'] === true;
-      const address = step.type === 'email' ? addresses.email : addresses.phone;
-      if (!address) {
-        await done('skipped', {
-          reason: `the contact has no ${step.type === 'email' ? 'email address' : 'phone number'}`,
-        });
-        return go;
-      }
-      if (!transactional && !address.subscribed) {
-        await done('skipped', { reason: 'unsubscribed' });
-        return go;
-      }
-      const messageId =
-        step.type === 'email'
-          ? await queueEmail(deps, trx, run, step, address.value, transactional, now)
-          : await queueSms(trx, run, step, address.value, now);
-      if (messageId === null) {
-        await done('skipped', { reason: 'the step has no content to send' });
-        return go;
-      }
-      await done('done', {}, messageId);
-      return go;
     }
     case 'emit_event': {
       if (run.chain_depth + 1 > MAX_CHAIN_DEPTH) {
@@ -265,24 +247,27 @@ async function executeStep(
 }
 
 /** The merge values of a run's messages: the contact, the brand and the triggering event. */
-function eventVars(run: FlowRunRow) {
-  return { event: run.event, data: (run.event['data'] as Record<string, unknown>) ?? {} };
+function eventVars(event: Record<string, unknown>) {
+  return { event, data: (event['data'] as Record<string, unknown>) ?? {} };
 }
 
-/** Queues the email of an email step (rendered by the send worker from the step's template). */
-async function queueEmail(
+/** Step types executed for a whole group of runs at once, in a few set-based statements. */
+const GROUPED = new Set(['email', 'sms', 'wait']);
+
+/** The values every message of an email step shares (template, sender), or null without content. */
+async function emailValues(
   deps: Deps,
   trx: Db,
   run: FlowRunRow,
   step: FlowStep,
-  to: string,
   transactional: boolean,
-  now: Date,
-): Promise<number | null> {
+): Promise<FlowMessageValues | null> {
   const template = await findFlowTemplate(trx, run.flow_id, step.id);
   if (!template?.subject || (!template.design && !template.body)) return null;
   const brand = await findBrandById(trx, run.account_id, run.brand_id);
   if (!brand) return null;
+  const options = { verifiedDomains: deps.config.verifiedSenderDomains, appUrl: deps.config.appUrl };
+  // A template From that no longer verifies falls back to the brand's own sender.
   const sender =
     chooseSender(
       brand,
@@ -291,73 +276,148 @@ async function queueEmail(
         ...(template.from_name ? { from_name: template.from_name } : {}),
         ...(template.reply_to ? { reply_to: template.reply_to } : {}),
       },
-      { verifiedDomains: deps.config.verifiedSenderDomains, appUrl: deps.config.appUrl },
-    ) ??
-    chooseSender(
-      brand,
-      {},
-      { verifiedDomains: deps.config.verifiedSenderDomains, appUrl: deps.config.appUrl },
-    )!;
-  return insertFlowMessage(trx, {
+      options,
+    ) ?? chooseSender(brand, {}, options)!;
+  return {
     account_id: run.account_id,
     brand_id: run.brand_id,
     channel: 'email',
-    source_type: 'flow',
     flow_id: run.flow_id,
-    flow_run_id: run.id,
     flow_step_id: step.id,
-    contact_id: run.contact_id,
     marketing: !transactional,
-    to,
     from_email: sender.from_email,
     from_name: sender.from_name,
     reply_to: sender.reply_to,
     using_sandbox: sender.using_sandbox,
     subject: template.subject,
     template_id: template.id,
-    data: JSON.stringify(eventVars(run)),
-    run_after: now,
-    created_at: now,
-    updated_at: now,
-  });
+  };
 }
 
-/** Queues the SMS of an sms step, rendered now with the contact and the event. */
-async function queueSms(
+/**
+ * Queues an email or SMS step's messages for the held runs and returns each run's step record:
+ * skipped without an address, when unsubscribed (marketing steps), or without content.
+ */
+async function queueMessages(
+  deps: Deps,
   trx: Db,
-  run: FlowRunRow,
+  sample: FlowRunRow,
   step: FlowStep,
-  to: string,
+  held: HeldRun[],
   now: Date,
-): Promise<number | null> {
-  const body = String(step['body'] ?? '');
-  if (body.trim() === '') return null;
-  const contact = await findContact(
-    trx,
-    { account_id: run.account_id, brand_id: run.brand_id },
-    run.contact_id,
-  );
-  const text = renderText(body, {
-    contact: contact
-      ? { first_name: contact.first_name, last_name: contact.last_name, data: contact.data }
-      : {},
-    ...eventVars(run),
+): Promise<StepRecord[]> {
+  const transactional = step['transactional'] === true;
+  const skipped = (run_id: number, reason: string): StepRecord => ({
+    run_id,
+    status: 'skipped',
+    result: { reason },
+    message_id: null,
   });
-  return insertFlowMessage(trx, {
-    account_id: run.account_id,
-    brand_id: run.brand_id,
-    channel: 'sms',
-    source_type: 'flow',
-    flow_id: run.flow_id,
-    flow_run_id: run.id,
-    flow_step_id: step.id,
-    contact_id: run.contact_id,
-    to,
-    text,
-    data: JSON.stringify(eventVars(run)),
-    run_after: now,
-    created_at: now,
-    updated_at: now,
+  const records: StepRecord[] = [];
+  const eligible: HeldRun[] = [];
+  for (const r of held) {
+    if (!r.address) {
+      records.push(
+        skipped(r.id, `the contact has no ${step.type === 'email' ? 'email address' : 'phone number'}`),
+      );
+    } else if (!transactional && !r.subscribed) {
+      records.push(skipped(r.id, 'unsubscribed'));
+    } else {
+      eligible.push(r);
+    }
+  }
+  if (eligible.length === 0) return records;
+  const smsBody = String(step['body'] ?? '');
+  const values: FlowMessageValues | null =
+    step.type === 'email'
+      ? await emailValues(deps, trx, sample, step, transactional)
+      : smsBody.trim() === ''
+        ? null
+        : {
+            account_id: sample.account_id,
+            brand_id: sample.brand_id,
+            channel: 'sms',
+            flow_id: sample.flow_id,
+            flow_step_id: step.id,
+            marketing: false,
+            from_email: null,
+            from_name: null,
+            reply_to: null,
+            using_sandbox: false,
+            subject: null,
+            template_id: null,
+          };
+  if (!values) return [...records, ...eligible.map((r) => skipped(r.id, 'the step has no content to send'))];
+  const messageIds = await insertFlowMessages(
+    trx,
+    values,
+    eligible.map((r) => ({
+      run_id: r.id,
+      contact_id: r.contact_id,
+      to: r.address!,
+      // SMS is rendered now, with the contact and the event; email by the send worker from the template.
+      text:
+        step.type === 'sms'
+          ? renderText(smsBody, {
+              contact: r.has_contact
+                ? { first_name: r.first_name, last_name: r.last_name, data: r.data }
+                : {},
+              ...eventVars(r.event),
+            })
+          : null,
+      data: eventVars(r.event),
+    })),
+    now,
+  );
+  for (const r of eligible) {
+    const id = messageIds.get(r.id);
+    records.push(
+      id === undefined
+        ? skipped(r.id, 'a message for this step was already queued')
+        : { run_id: r.id, status: 'done', result: {}, message_id: id },
+    );
+  }
+  return records;
+}
+
+/**
+ * Executes one email, sms or wait step for claimed runs standing at it (same flow version and step),
+ * in ONE transaction: the runs still holding the lease are locked first (so nothing written here can
+ * race a takeover), then their messages, their step records and their move to the next step are
+ * written set-based and commit together. Returns the runs executed and where they went.
+ */
+async function executeGroup(
+  deps: Deps,
+  runs: FlowRunRow[],
+  step: FlowStep,
+  next: number | null,
+  lease: Date,
+): Promise<{ ids: number[]; runAt: Date; now: Date }> {
+  const now = deps.clock.now();
+  const sample = runs[0]!;
+  return deps.db.transaction().execute(async (trx) => {
+    const kind = step.type === 'email' ? 'email' : step.type === 'sms' ? 'phone' : null;
+    const held = await lockHeldRuns(
+      trx,
+      runs.map((r) => r.id),
+      lease,
+      kind,
+    );
+    const ids = held.map((r) => r.id);
+    if (ids.length === 0) return { ids, runAt: now, now };
+    let runAt = now;
+    let records: StepRecord[];
+    if (step.type === 'wait') {
+      runAt = new Date(now.getTime() + Number(step['duration'] ?? 0) * 1000);
+      records = held.map((r) => ({ run_id: r.id, status: 'done', result: {}, message_id: null }));
+    } else {
+      records = await queueMessages(deps, trx, sample, step, held, now);
+    }
+    await recordSteps(trx, sample.flow_id, step.id, records, now);
+    const more = next !== null && runAt <= now;
+    // Every held run is locked by this transaction, so each of them moves.
+    await advanceRuns(trx, ids, lease, next, runAt, now, more);
+    return { ids, runAt, now };
   });
 }
 
@@ -385,7 +445,7 @@ async function executeWebhook(
     contact: contact
       ? { id: contact.id, first_name: contact.first_name, last_name: contact.last_name, data: contact.data }
       : {},
-    ...eventVars(run),
+    ...eventVars(run.event),
   };
   const url = renderText(String(step['url'] ?? ''), vars);
   const body =
@@ -458,82 +518,171 @@ function finishStepAttempts(
   return recordWebhookAttempt(db, run.id, step.id, { attempts, error }, now);
 }
 
-/** Executes due runs: up to `limit` claimed, each as far as its next wait. Returns steps executed. */
-export async function runDueFlowSteps(deps: Deps, limit = 100, leaseSeconds = 60): Promise<number> {
+/** A claimed run and the graph of its version. */
+type Live = { run: FlowRunRow; index: StepIndex };
+
+/** Runs `tasks` with at most `width` at a time; their results in order. */
+async function inPool<T>(tasks: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  let nextTask = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, tasks.length) }, async () => {
+      while (nextTask < tasks.length) {
+        const i = nextTask++;
+        results[i] = await tasks[i]!();
+      }
+    }),
+  );
+  return results;
+}
+
+/**
+ * Executes due runs: up to `limit` claimed, each as far as its next wait. Claimed runs standing at
+ * the same email, sms or wait step of the same flow version are executed together (one transaction,
+ * set-based); other steps one run at a time. Rounds repeat while runs continue immediately. Returns
+ * the steps executed.
+ */
+export async function runDueFlowSteps(deps: Deps, limit = 500, leaseSeconds = 60): Promise<number> {
   const { db, clock, log } = deps;
   const now0 = clock.now();
   const lease = new Date(now0.getTime() + leaseSeconds * 1000);
-  const runs = await claimDueRuns(db, now0, limit, lease);
-  const indexes = new Map<string, StepIndex>();
-  let executed = 0;
-  /** Executes one run's steps up to its next wait (or the end). */
-  const advance = async (claimed: FlowRunRow) => {
-    let run = claimed;
+  const claimed = await claimDueRuns(db, now0, limit, lease);
+  const indexes = new Map<string, StepIndex | null>();
+  let live: Live[] = [];
+  for (const run of claimed) {
     const vkey = `${run.flow_id} ${run.flow_version}`;
     let index = indexes.get(vkey);
-    if (!index) {
+    if (index === undefined) {
       const steps = await findFlowVersion(db, run.flow_id, run.flow_version);
-      if (!steps) {
-        await failRun(db, run, lease, `flow version ${run.flow_version} is missing`, clock.now());
-        return;
-      }
-      index = indexSteps(steps);
+      index = steps ? indexSteps(steps) : null;
       indexes.set(vkey, index);
     }
-    for (let i = 0; i < STEPS_PER_CLAIM; i++) {
-      const now = clock.now();
-      if (run.step_id === null) {
-        await advanceRun(db, run, lease, null, now, now);
-        break;
-      }
-      const step = index.steps.get(run.step_id)?.step;
-      let outcome: StepOutcome;
-      try {
-        if (step?.type === 'webhook') {
-          outcome = await executeWebhook(deps, run, step, index, now);
-        } else {
-          const idx = index;
-          const current = run;
-          outcome = await db.transaction().execute(async (trx) => {
-            const result = await executeStep(deps, trx, current, idx, now);
-            if ('next' in result) {
-              const more = result.next !== null && result.runAt <= now;
-              if (!(await advanceRun(trx, current, lease, result.next, result.runAt, now, more))) {
-                throw new LostLease();
-              }
-            }
-            return result;
-          });
-        }
-      } catch (err) {
-        if (err instanceof LostLease) break;
-        log.error({ err, run_id: run.id }, 'flow step failed');
-        await failRun(db, run, lease, String((err as Error).message ?? err), clock.now());
-        break;
-      }
-      executed += 1;
-      if ('fail' in outcome) {
-        await failRun(db, run, lease, outcome.fail, clock.now());
-        break;
-      }
-      if ('retryAt' in outcome) {
-        await advanceRun(db, run, lease, run.step_id, outcome.retryAt, clock.now());
-        break;
-      }
+    if (index) live.push({ run, index });
+    else await failRun(db, run, lease, `flow version ${run.flow_version} is missing`, clock.now());
+  }
+  let executed = 0;
+
+  /** One run's current step (not grouped); the run again when it goes on at once. */
+  const stepOne = async ({ run, index }: Live): Promise<Live[]> => {
+    const now = clock.now();
+    const step = index.steps.get(run.step_id!)?.step;
+    let outcome: StepOutcome;
+    try {
       if (step?.type === 'webhook') {
-        const more = outcome.next !== null && outcome.runAt <= now;
-        if (!(await advanceRun(db, run, lease, outcome.next, outcome.runAt, now, more))) break;
+        outcome = await executeWebhook(deps, run, step, index, now);
+      } else {
+        outcome = await db.transaction().execute(async (trx) => {
+          const result = await executeStep(trx, run, index, now);
+          if ('next' in result) {
+            const more = result.next !== null && result.runAt <= now;
+            if (!(await advanceRun(trx, run, lease, result.next, result.runAt, now, more))) {
+              throw new LostLease();
+            }
+          }
+          return result;
+        });
       }
-      if (outcome.next === null || outcome.runAt > now) break;
-      run = { ...run, step_id: outcome.next };
+    } catch (err) {
+      if (err instanceof LostLease) return [];
+      log.error({ err, run_id: run.id }, 'flow step failed');
+      await failRun(db, run, lease, String((err as Error).message ?? err), clock.now());
+      return [];
+    }
+    executed += 1;
+    if ('fail' in outcome) {
+      await failRun(db, run, lease, outcome.fail, clock.now());
+      return [];
+    }
+    if ('retryAt' in outcome) {
+      await advanceRun(db, run, lease, run.step_id, outcome.retryAt, clock.now());
+      return [];
+    }
+    const more = outcome.next !== null && outcome.runAt <= now;
+    if (
+      step?.type === 'webhook' &&
+      !(await advanceRun(db, run, lease, outcome.next, outcome.runAt, now, more))
+    )
+      return [];
+    return more ? [{ run: { ...run, step_id: outcome.next }, index }] : [];
+  };
+
+  /** A group's step in one transaction; if that fails, each run alone, so one bad run fails alone. */
+  const stepGroup = async (group: Live[]): Promise<Live[]> => {
+    const { index, run } = group[0]!;
+    const entry = index.steps.get(run.step_id!)!;
+    try {
+      const { ids, runAt, now } = await executeGroup(
+        deps,
+        group.map((l) => l.run),
+        entry.step,
+        entry.next,
+        lease,
+      );
+      executed += ids.length;
+      if (entry.next === null || runAt > now) return [];
+      const moved = new Set(ids);
+      return group
+        .filter((l) => moved.has(l.run.id))
+        .map((l) => ({ run: { ...l.run, step_id: entry.next }, index: l.index }));
+    } catch (err) {
+      if (group.length > 1) {
+        log.warn(
+          { err, flow_id: run.flow_id, step_id: entry.step.id },
+          'flow step group failed; runs retried one by one',
+        );
+        const going: Live[] = [];
+        for (const l of group) going.push(...(await stepGroup([l])));
+        return going;
+      }
+      log.error({ err, run_id: run.id }, 'flow step failed');
+      await failRun(db, run, lease, String((err as Error).message ?? err), clock.now());
+      return [];
     }
   };
-  // Runs are independent (each holds its own lease): several go at once, as the database allows.
-  const queue = [...runs];
-  await Promise.all(
-    Array.from({ length: Math.min(RUN_CONCURRENCY, queue.length) }, async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) await advance(next);
-    }),
+
+  for (let round = 0; round < STEPS_PER_CLAIM && live.length > 0; round++) {
+    const groups = new Map<string, Live[]>();
+    const ended: Live[] = [];
+    const tasks: (() => Promise<Live[]>)[] = [];
+    for (const l of live) {
+      if (l.run.step_id === null) {
+        ended.push(l);
+        continue;
+      }
+      const type = l.index.steps.get(l.run.step_id)?.step.type;
+      if (type && GROUPED.has(type)) {
+        const key = `${l.run.flow_id} ${l.run.flow_version} ${l.run.step_id}`;
+        const group = groups.get(key);
+        if (group) group.push(l);
+        else groups.set(key, [l]);
+      } else {
+        tasks.push(() => stepOne(l));
+      }
+    }
+    if (ended.length > 0) {
+      // Past the last step (a trailing wait has passed): complete.
+      tasks.push(async () => {
+        const now = clock.now();
+        await advanceRuns(
+          db,
+          ended.map((l) => l.run.id),
+          lease,
+          null,
+          now,
+          now,
+        );
+        return [];
+      });
+    }
+    for (const group of groups.values()) tasks.push(() => stepGroup(group));
+    // Groups and single runs are independent (each run holds its own lease): several go at once.
+    live = (await inPool(tasks, RUN_CONCURRENCY)).flat();
+  }
+  // Runs still going after STEPS_PER_CLAIM rounds are handed back (due now) for the next claim.
+  await releaseRuns(
+    db,
+    live.map((l) => l.run.id),
+    lease,
   );
   return executed;
 }
