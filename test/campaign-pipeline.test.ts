@@ -8,8 +8,9 @@ import {
   runScheduler,
 } from '../src/domain/campaigns/dispatch.ts';
 import { startMessageWorker } from '../src/jobs/message-worker.ts';
-import type { CampaignInsert } from '../src/store/campaigns.ts';
+import { type CampaignInsert, insertCampaignFlow } from '../src/store/campaigns.ts';
 import { json } from '../src/store/db.ts';
+import { activeFlowsFor } from '../src/store/flow-runs.ts';
 import { bearer, createKey, describeEachEngine, type Session, send, signup } from './helpers.ts';
 import { header, parseMessage, type Sink, startSink } from './smtp-sink.ts';
 
@@ -125,10 +126,21 @@ describeEachEngine(
           started_at: ctx().clock.now(),
           ...values,
         })
-        .returning('id')
+        .returningAll()
         .executeTakeFirstOrThrow();
+      await insertCampaignFlow(db(), row);
       return row.id;
     }
+
+    /** The status of a campaign's backing flow. */
+    const flowStatus = async (campaignId: number) =>
+      (
+        await db()
+          .selectFrom('flows')
+          .select('status')
+          .where('campaign_id', '=', campaignId)
+          .executeTakeFirstOrThrow()
+      ).status;
 
     const campaignRow = (id: number) =>
       db().selectFrom('campaigns').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
@@ -172,6 +184,20 @@ describeEachEngine(
         [a, b, c],
       );
       assert.ok(rows.every((r) => r.marketing && r.source_type === 'campaign' && r.status === 'queued'));
+      // Each message names the campaign's backing flow and its one step, like Nitrosend's.
+      const flow = await db()
+        .selectFrom('flows')
+        .selectAll()
+        .where('campaign_id', '=', id)
+        .executeTakeFirstOrThrow();
+      assert.ok(rows.every((r) => r.flow_id === flow.id && r.flow_step_id === 1 && r.flow_run_id === null));
+      const shown = await send(app(), 'GET', `/v1/my/messages/${rows[0]!.id}`, t.h);
+      assert.equal(shown.statusCode, 200, shown.body);
+      assert.equal(shown.json().flow_id, flow.id);
+      // Live, its flow is active, yet the flow engine can never enrol anyone into it.
+      assert.equal(flow.status, 'active');
+      for (const event of ['manual', 'contact_add', 'list_add'])
+        assert.ok(!(await activeFlowsFor(db(), t.brandId, event)).some((f) => f.id === flow.id), event);
       assert.ok((await campaignRow(id)).dispatched_at);
       // Dispatching again adds nothing.
       assert.equal(await dispatchLiveCampaigns(ctx().services.deps), 0);
@@ -187,6 +213,7 @@ describeEachEngine(
       const done = await campaignRow(id);
       assert.equal(done.status, 'completed');
       assert.ok(done.completed_at);
+      assert.equal(await flowStatus(id), 'archived', 'a completed campaign archives its flow');
     });
 
     test('segment audience, exclusions and all_contacts', async () => {
@@ -229,6 +256,7 @@ describeEachEngine(
       const paused = await campaignRow(none);
       assert.equal(paused.status, 'paused');
       assert.match(paused.pause_reason ?? '', /audience/);
+      assert.equal(await flowStatus(none), 'paused', 'a campaign the dispatcher pauses pauses its flow');
       await deliver();
     });
 
@@ -251,12 +279,14 @@ describeEachEngine(
 
       // Paused: nothing is claimed, nothing more is dispatched.
       await db().updateTable('campaigns').set({ status: 'paused' }).where('id', '=', id).execute();
+      assert.equal(await flowStatus(id), 'paused');
       await dispatchLiveCampaigns(ctx().services.deps);
       await deliver();
       assert.equal((await messagesOf(id)).filter((m) => m.status !== 'queued').length, 0);
       assert.equal(sink.received.filter((r) => r.to[0]?.endsWith(`${tag}@x.test`)).length, 0);
 
       await db().updateTable('campaigns').set({ status: 'live' }).where('id', '=', id).execute();
+      assert.equal(await flowStatus(id), 'active');
       await dispatchLiveCampaigns(ctx().services.deps);
       const all = await messagesOf(id);
       assert.equal(all.length, ids.length);
@@ -266,6 +296,7 @@ describeEachEngine(
       assert.equal(new Set(got).size, ids.length);
       await closeOutCampaigns(ctx().services.deps);
       assert.equal((await campaignRow(id)).status, 'completed');
+      assert.equal(await flowStatus(id), 'archived');
     });
 
     test('cancel closes the queue: queued messages end failed, nothing is sent', async () => {
@@ -281,6 +312,7 @@ describeEachEngine(
       assert.equal(rows.length, 2);
       assert.ok(rows.every((r) => r.status === 'failed' && r.error_code === 'campaign_cancelled'));
       assert.equal((await campaignRow(id)).status, 'cancelled');
+      assert.equal(await flowStatus(id), 'cancelled');
       assert.equal(sink.received.filter((r) => r.to[0]?.endsWith(`${tag}@x.test`)).length, 0);
     });
 
@@ -316,6 +348,10 @@ describeEachEngine(
       const lateRow = await campaignRow(late);
       assert.equal(lateRow.status, 'paused');
       assert.match(lateRow.pause_reason ?? '', /Missed its scheduled time/);
+      assert.deepEqual(
+        [await flowStatus(due), await flowStatus(future), await flowStatus(late)],
+        ['active', 'draft', 'paused'],
+      );
       await db()
         .updateTable('campaigns')
         .set({ status: 'cancelled' })
@@ -341,6 +377,7 @@ describeEachEngine(
       const row = await campaignRow(id);
       assert.equal(row.status, 'paused');
       assert.match(row.pause_reason ?? '', /rejected/);
+      assert.equal(await flowStatus(id), 'paused');
     });
   },
   { VERIFIED_SENDER_DOMAINS: 'verified.test' },

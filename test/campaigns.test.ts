@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CampaignStatus } from '../src/store/campaigns.ts';
+import { json } from '../src/store/db.ts';
 import { insertMessage, jsonb } from '../src/store/messages.ts';
+import { backfillCampaignFlows } from '../src/store/migrations/014-campaign-flows.ts';
 import { bearer, createKey, describeEachEngine, ISO_DATE, type Session, send, signup } from './helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are read as loose JSON throughout
@@ -12,6 +14,16 @@ const DESIGN = {
   sections: [{ type: 'text', props: { content: 'Hello {{ first_name | default: "there" }}' } }],
 };
 const MIN = 60_000;
+/** The status a campaign's backing flow has in each campaign status (migration 014). */
+const FLOW_STATUS: Record<CampaignStatus, string> = {
+  draft: 'draft',
+  scheduled: 'draft',
+  live: 'active',
+  paused: 'paused',
+  completed: 'archived',
+  cancelled: 'cancelled',
+  archived: 'archived',
+};
 
 const CAMPAIGN_FIELDS = [
   'account_id',
@@ -139,6 +151,23 @@ describeEachEngine(
       return db().selectFrom('campaigns').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     }
 
+    /** The backing flow of a campaign (every one must have exactly one) and its graph versions. */
+    async function flowOf(campaignId: number) {
+      const flows = await db()
+        .selectFrom('flows')
+        .selectAll()
+        .where('campaign_id', '=', campaignId)
+        .execute();
+      assert.equal(flows.length, 1, `campaign ${campaignId} has one backing flow`);
+      const versions = await db()
+        .selectFrom('flow_versions')
+        .selectAll()
+        .where('flow_id', '=', flows[0]!.id)
+        .orderBy('version')
+        .execute();
+      return { ...flows[0]!, versions };
+    }
+
     function message(t: Tenant, campaignId: number, values: Record<string, unknown> = {}) {
       return insertMessage(db(), {
         account_id: t.accountId,
@@ -172,7 +201,7 @@ describeEachEngine(
       assert.equal(c.editable, true);
       assert.match(c.created_at, ISO_DATE);
       assert.equal(c.trigger.id, c.id);
-      assert.equal(c.trigger.flow_id, null);
+      assert.equal(typeof c.trigger.flow_id, 'number', 'backed by a flow');
       assert.equal(c.trigger.event, 'manual');
       assert.equal(c.trigger.audience_type, null);
       assert.equal(c.trigger.contact_list_id, null);
@@ -605,6 +634,7 @@ describeEachEngine(
             assert.equal(res.statusCode, 422, label);
             assert.equal(res.json().error_code, expected, label);
             assert.equal((await row(id)).status, status, label);
+            assert.equal((await flowOf(id)).status, FLOW_STATUS[status], label);
             if (expected === 'invalid_transition') assert.match(res.json().message, /allowed: /, label);
             else assert.equal(res.json().status, status, label);
           } else {
@@ -612,6 +642,7 @@ describeEachEngine(
             assert.equal(res.json().status, expected, label);
             const r = await row(id);
             assert.equal(r.status, expected, label);
+            assert.equal((await flowOf(id)).status, FLOW_STATUS[expected], `flow of ${label}`);
             if (expected === 'archived' && status !== 'archived')
               assert.equal(r.status_before_archive, status);
             if (status === 'paused' && expected === 'live')
@@ -762,6 +793,232 @@ describeEachEngine(
       const res = await send(app(), 'DELETE', `/v1/my/campaigns/${sent.id}`, t.h);
       assert.equal(res.statusCode, 422, 'a draft with messages has sent');
       assert.equal((await row(sent.id)).id, sent.id);
+    });
+
+    test('backing flow: one hidden email/SMS step owning the template; name and channel follow', async () => {
+      const t = await tenant();
+      const c = await create(t);
+      const flow = await flowOf(c.id);
+      assert.equal(c.trigger.flow_id, flow.id);
+      assert.equal(flow.account_id, t.accountId);
+      assert.equal(flow.brand_id, t.brandId);
+      assert.equal(flow.name, 'Spring sale');
+      assert.equal(flow.status, 'draft');
+      assert.equal(flow.trigger_event, null, 'no event name can enrol anyone');
+      assert.deepEqual(flow.steps, [{ id: 1, type: 'email' }]);
+      assert.equal(flow.version, 1);
+      assert.equal(flow.next_step_id, 2);
+      assert.deepEqual(
+        flow.versions.map((v) => [v.version, v.steps]),
+        [[1, [{ id: 1, type: 'email' }]]],
+      );
+      assert.equal(c.template.flow_id, flow.id);
+      assert.equal(c.template.action_id, 1);
+      assert.deepEqual(c.templates, [c.template]);
+      const sms = await create(t, { name: 'Flash', channel: 'sms' });
+      assert.deepEqual((await flowOf(sms.id)).steps, [{ id: 1, type: 'sms' }]);
+      assert.notEqual(sms.trigger.flow_id, flow.id);
+
+      // Internal: not listed, not addressable through /flows.
+      const listed = await send(app(), 'GET', '/v1/my/flows?limit=100', t.h);
+      assert.equal(listed.statusCode, 200);
+      assert.equal(listed.headers['x-total-count'], '0');
+      const standalone = await send(app(), 'POST', '/v1/my/flows', t.h, { name: 'Welcome' });
+      assert.equal(standalone.statusCode, 201, standalone.body);
+      const ids = (await send(app(), 'GET', '/v1/my/flows?limit=100', t.h)).json().map((f: Json) => f.id);
+      assert.deepEqual(ids, [standalone.json().id]);
+      const url = `/v1/my/flows/${flow.id}`;
+      for (const [method, path, body] of [
+        ['GET', url, undefined],
+        ['PATCH', url, { name: 'Hijack' }],
+        ['DELETE', url, undefined],
+        ['GET', `${url}/stats`, undefined],
+      ] as const) {
+        const res = await send(app(), method, path, t.h, body);
+        assert.equal(res.statusCode, 404, `${method} ${path}: ${res.body}`);
+        assert.match(res.json().message, /Flow/);
+      }
+      assert.equal((await flowOf(c.id)).name, 'Spring sale', 'PATCH /flows changed nothing');
+
+      // Renaming renames the flow; changing the channel makes a new graph version with the new type.
+      const renamed = await patch(t, c.id, { name: 'Summer sale', channel: 'sms' });
+      assert.equal(renamed.statusCode, 200, renamed.body);
+      const after = await flowOf(c.id);
+      assert.equal(after.name, 'Summer sale');
+      assert.deepEqual(after.steps, [{ id: 1, type: 'sms' }]);
+      assert.equal(after.version, 2);
+      assert.deepEqual(
+        after.versions.map((v) => [v.version, v.steps]),
+        [
+          [1, [{ id: 1, type: 'email' }]],
+          [2, [{ id: 1, type: 'sms' }]],
+        ],
+      );
+      const nameOnly = await patch(t, c.id, { name: 'Autumn sale', channel: 'sms' });
+      assert.equal(nameOnly.statusCode, 200);
+      assert.equal((await flowOf(c.id)).version, 2, 'same channel: no new version');
+      assert.equal((await flowOf(c.id)).name, 'Autumn sale');
+      assert.equal(nameOnly.json().trigger.flow_id, flow.id);
+
+      // The campaign's template cannot be deleted on its own; it is listed with its owner.
+      const refused = await send(app(), 'DELETE', `/v1/my/templates/${c.template.id}`, t.h);
+      assert.equal(refused.statusCode, 422, refused.body);
+      assert.equal(refused.json().error_code, 'template_in_use');
+      const templates = (await send(app(), 'GET', '/v1/my/templates?limit=100', t.h)).json() as Json[];
+      const listedTemplate = templates.find((x) => x.id === c.template.id);
+      assert.equal(listedTemplate?.flow_id, flow.id);
+      assert.equal(listedTemplate?.action_id, 1);
+    });
+
+    test('backing flow: status follows send, schedule, pause, resume, cancel, archive and restore', async () => {
+      const t = await tenant();
+      const c = await ready(t);
+      const flowStatus = async () => (await flowOf(c.id)).status;
+      const at = new Date(now().getTime() + 60 * MIN).toISOString();
+      assert.equal((await patch(t, c.id, { scheduled_at: at })).json().status, 'scheduled');
+      assert.equal(await flowStatus(), 'draft');
+      const sent = await send(app(), 'POST', `/v1/my/campaigns/${c.id}/send`, t.h, {});
+      assert.equal(sent.statusCode, 200, sent.body);
+      assert.equal(await flowStatus(), 'active');
+      const steps: [string, string][] = [
+        ['pause', 'paused'],
+        ['resume', 'active'],
+        ['pause', 'paused'],
+        ['cancel', 'cancelled'],
+        ['archive', 'archived'],
+        ['restore', 'cancelled'],
+      ];
+      for (const [word, expected] of steps) {
+        const res = await patch(t, c.id, { status: word });
+        assert.equal(res.statusCode, 200, `${word}: ${res.body}`);
+        assert.equal(await flowStatus(), expected, word);
+      }
+      // A refused transition moves neither.
+      assert.equal((await patch(t, c.id, { status: 'live' })).statusCode, 422);
+      assert.equal(await flowStatus(), 'cancelled');
+      assert.equal((await row(c.id)).status, 'cancelled');
+    });
+
+    test('backing flow: a duplicate gets its own; cancel_source cancels the source flow; delete removes it', async () => {
+      const t = await tenant();
+      const c = await ready(t);
+      const source = await flowOf(c.id);
+      const dup = await send(app(), 'POST', `/v1/my/campaigns/${c.id}/duplicate`, t.h, {
+        cancel_source: true,
+      });
+      assert.equal(dup.statusCode, 201, dup.body);
+      const d = dup.json();
+      const copy = await flowOf(d.id);
+      assert.notEqual(copy.id, source.id);
+      assert.equal(d.trigger.flow_id, copy.id);
+      assert.equal(copy.name, 'Copy of Spring sale');
+      assert.equal(copy.status, 'draft');
+      assert.deepEqual(copy.steps, [{ id: 1, type: 'email' }]);
+      assert.equal(d.template.flow_id, copy.id);
+      assert.equal(d.template.action_id, 1);
+      const sourceAfter = await flowOf(c.id);
+      assert.equal(sourceAfter.id, source.id);
+      assert.equal(sourceAfter.status, 'cancelled');
+      const sourceTemplate = await db()
+        .selectFrom('templates')
+        .selectAll()
+        .where('id', '=', c.template.id)
+        .executeTakeFirstOrThrow();
+      assert.equal(sourceTemplate.flow_id, source.id, 'the source keeps its template');
+
+      const del = await send(app(), 'DELETE', `/v1/my/campaigns/${d.id}`, t.h);
+      assert.equal(del.statusCode, 200, del.body);
+      const gone = await db().selectFrom('flows').select('id').where('id', '=', copy.id).execute();
+      assert.deepEqual(gone, []);
+      const versions = await db()
+        .selectFrom('flow_versions')
+        .select('flow_id')
+        .where('flow_id', '=', copy.id)
+        .execute();
+      assert.deepEqual(versions, []);
+      assert.equal(
+        await db().selectFrom('templates').select('id').where('id', '=', d.template.id).executeTakeFirst(),
+        undefined,
+      );
+
+      // Whatever happened above, every campaign of the brand has exactly one backing flow.
+      const counts = await db()
+        .selectFrom('campaigns as c')
+        .leftJoin('flows as f', 'f.campaign_id', 'c.id')
+        .select((eb) => ['c.id', eb.fn.count<number>('f.id').as('n')])
+        .where('c.brand_id', '=', t.brandId)
+        .groupBy('c.id')
+        .execute();
+      assert.equal(counts.length, 1);
+      assert.ok(counts.every((x) => Number(x.n) === 1));
+    });
+
+    test('migration 014 backfills a flow for a campaign made before it, and only once', async () => {
+      const t = await tenant();
+      const template = await db()
+        .insertInto('templates')
+        .values({ account_id: t.accountId, brand_id: t.brandId, name: 'Old' })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      // A campaign as migration 012 stored it: no flow, its template owned by nobody.
+      const old = await db()
+        .insertInto('campaigns')
+        .values({
+          account_id: t.accountId,
+          brand_id: t.brandId,
+          name: 'Old',
+          channel: 'sms',
+          status: 'paused',
+          template_id: template.id,
+          data: json({}),
+          contact_list_ids: json([]),
+          exclude_contact_list_ids: json([]),
+          exclude_segment_ids: json([]),
+          trigger_data: json({}),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const other = await create(t, { name: 'New' });
+      const otherFlow = await flowOf(other.id);
+      assert.deepEqual(
+        await db().selectFrom('flows').select('id').where('campaign_id', '=', old.id).execute(),
+        [],
+      );
+      await backfillCampaignFlows(db());
+      await backfillCampaignFlows(db());
+      const flow = await flowOf(old.id);
+      assert.equal(flow.name, 'Old');
+      assert.equal(flow.status, 'paused');
+      assert.equal(flow.trigger_event, null);
+      assert.deepEqual(flow.steps, [{ id: 1, type: 'sms' }]);
+      assert.equal(flow.next_step_id, 2);
+      assert.deepEqual(
+        flow.versions.map((v) => v.version),
+        [1],
+      );
+      const got = (await send(app(), 'GET', `/v1/my/campaigns/${old.id}`, t.h)).json();
+      assert.equal(got.trigger.flow_id, flow.id);
+      assert.equal(got.template.flow_id, flow.id);
+      assert.equal(got.template.action_id, 1);
+      assert.equal((await flowOf(other.id)).id, otherFlow.id, 'a campaign with a flow keeps it');
+      // The unique index: a second backing flow for one campaign is refused.
+      await assert.rejects(
+        db()
+          .insertInto('flows')
+          .values({
+            account_id: t.accountId,
+            brand_id: t.brandId,
+            name: 'Second',
+            campaign_id: old.id,
+            contact_list_ids: json([]),
+            trigger_data: json({}),
+            steps: json([]),
+          })
+          .execute(),
+        /flows_campaign|unique/,
+      );
+      await setStatus(old.id, 'live');
+      assert.equal((await flowOf(old.id)).status, 'active', 'a backfilled flow follows its campaign');
     });
 
     test('stats come from message rows and click events', async () => {

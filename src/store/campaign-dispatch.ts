@@ -1,10 +1,11 @@
 /**
  * SQL of the broadcast pipeline: promoting due scheduled campaigns, claiming a live campaign to
  * dispatch, turning the next slice of its audience into message rows, and closing campaigns out.
- * Every state change is a conditional UPDATE, so any number of worker processes can run it at once.
+ * Every state change is a conditional UPDATE, so any number of worker processes can run it at once;
+ * each campaign's backing flow follows its status by trigger (migration 014).
  */
 import { type Expression, type SqlBool, sql } from 'kysely';
-import type { CampaignRow } from './campaigns.ts';
+import { CAMPAIGN_STEP_ID, type CampaignRow } from './campaigns.ts';
 import type { Db } from './db.ts';
 
 /** Scheduled campaigns whose time has come go live — each exactly once, whoever runs this. */
@@ -35,6 +36,16 @@ export async function pauseLateCampaigns(
     .returning('id')
     .execute();
   return rows.map((r) => r.id);
+}
+
+/** Pauses a live campaign that cannot be dispatched, with the reason, and releases its dispatch claim. */
+export async function pauseLiveCampaign(db: Db, id: number, reason: string, now: Date): Promise<void> {
+  await db
+    .updateTable('campaigns')
+    .set({ status: 'paused', pause_reason: reason, dispatch_locked_until: null, updated_at: now })
+    .where('id', '=', id)
+    .where('status', '=', 'live')
+    .execute();
 }
 
 /** Claims one live campaign whose audience is not fully dispatched, until `leaseUntil`. */
@@ -103,13 +114,16 @@ export async function dispatchSlice(
          )
        order by c.id
        limit ${limit}
+    ), flow as (
+      -- The campaign's backing flow and its one step: its messages show flow_id like Nitrosend's.
+      select id, ${CAMPAIGN_STEP_ID}::int as step_id from flows where campaign_id = ${v.campaign_id}
     ), ins as (
       insert into messages (account_id, brand_id, channel, source_type, campaign_id, source_name, contact_id,
                             marketing, "to", from_email, from_name, reply_to, using_sandbox, subject,
-                            template_id, run_after, created_at, updated_at)
+                            template_id, flow_id, flow_step_id, run_after, created_at, updated_at)
       select ${v.account_id}, ${v.brand_id}, 'email', 'campaign', ${v.campaign_id}, ${v.source_name}, b.id,
              true, b.email, ${v.from_email}, ${v.from_name}, ${v.reply_to}, ${v.using_sandbox}, ${v.subject},
-             ${v.template_id}, ${now}, ${now}, ${now}
+             ${v.template_id}, (select id from flow), (select step_id from flow), ${now}, ${now}, ${now}
         from batch b
       on conflict (campaign_id, contact_id) where campaign_id is not null and contact_id is not null do nothing
       returning 1

@@ -25,7 +25,10 @@ export const CAMPAIGN_STATUSES = [
 export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
 export type AudienceType = 'lists' | 'segment' | 'all_contacts';
 
-/** The `campaigns` table (migration 012). */
+/**
+ * The `campaigns` table (migration 012). Each campaign is backed by the `flows` row whose
+ * `campaign_id` is its id (migration 014).
+ */
 export type CampaignsTable = {
   id: Generated<number>;
   account_id: number;
@@ -66,6 +69,9 @@ export type CampaignRow = Selectable<CampaignsTable>;
 export type CampaignInsert = Insertable<CampaignsTable>;
 export type CampaignUpdate = Updateable<CampaignsTable>;
 export type CampaignScope = { account_id: number; brand_id: number };
+
+/** The id of the one step of a campaign's backing flow (the step that owns its template). */
+export const CAMPAIGN_STEP_ID = 1;
 
 /** The columns the API may change (JSON columns already encoded by the caller through `json`). */
 export type CampaignChanges = Omit<CampaignUpdate, 'id' | 'account_id' | 'brand_id' | 'created_at'>;
@@ -123,6 +129,44 @@ export function insertCampaign(
     .executeTakeFirstOrThrow();
 }
 
+/**
+ * Creates the internal flow behind a new campaign (migration 014): one step after the campaign's
+ * channel, version 1 of its graph, and the campaign's template handed to that step — one statement.
+ * Its status, name and step type then follow the campaign row by trigger. Returns the flow id.
+ */
+export async function insertCampaignFlow(db: Db, campaign: CampaignRow): Promise<number> {
+  const steps = JSON.stringify([{ id: CAMPAIGN_STEP_ID, type: campaign.channel }]);
+  const { rows } = await sql<{ id: number }>`
+    with flow as (
+      insert into flows (account_id, brand_id, name, status, trigger_event, steps, version, next_step_id,
+                         campaign_id, created_at, updated_at)
+      values (${campaign.account_id}, ${campaign.brand_id}, ${campaign.name},
+              mw_campaign_flow_status(${campaign.status}), null, ${steps}::jsonb, 1, ${CAMPAIGN_STEP_ID + 1},
+              ${campaign.id}, ${campaign.created_at}, ${campaign.created_at})
+      returning id, steps, created_at
+    ), version as (
+      insert into flow_versions (flow_id, version, steps, created_at)
+      select id, 1, steps, created_at from flow
+    ), owner as (
+      update templates set flow_id = (select id from flow), action_id = ${CAMPAIGN_STEP_ID}
+       where id = ${campaign.template_id} and account_id = ${campaign.account_id}
+         and brand_id = ${campaign.brand_id}
+    )
+    select id from flow`.execute(db);
+  return rows[0]!.id;
+}
+
+/** The backing flow id of each campaign among `ids` that has one. */
+export async function campaignFlowIds(db: Db, ids: number[]): Promise<Map<number, number>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('flows')
+    .select(['id', 'campaign_id'])
+    .where('campaign_id', 'in', ids)
+    .execute();
+  return new Map(rows.map((r) => [r.campaign_id!, r.id]));
+}
+
 /** One campaign of the brand; `lock` takes a row lock for the rest of the transaction. */
 export function findCampaign(
   db: Db,
@@ -173,6 +217,7 @@ export async function countCampaigns(db: Db, scope: CampaignScope): Promise<numb
  * Applies changes to a campaign while its status is still one of `fromStatuses` — one conditional
  * statement, so a transition races safely with the broadcast pipeline (which moves campaigns to live
  * and completed on its own). Returns undefined when the campaign is gone or its status moved on.
+ * The backing flow's status, name and step type follow by trigger (migration 014).
  */
 export function updateCampaignFrom(
   db: Db,

@@ -17,6 +17,7 @@ import * as m010 from './migrations/010-suppressions.ts';
 import * as m011 from './migrations/011-messages.ts';
 import * as m012 from './migrations/012-campaigns.ts';
 import * as m013 from './migrations/013-flows.ts';
+import * as m014 from './migrations/014-campaign-flows.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -90,6 +91,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '011-messages': m011,
   '012-campaigns': m012,
   '013-flows': m013,
+  '014-campaign-flows': m014,
 };
 
 /** The names of every migration, in order. */

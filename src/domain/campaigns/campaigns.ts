@@ -4,11 +4,13 @@ import { validateDesign } from '../../render/components.ts';
 import { mergeTagError } from '../../render/merge.ts';
 import {
   type AudienceType,
+  CAMPAIGN_STEP_ID,
   type CampaignChanges,
   type CampaignRow,
   type CampaignScope,
   type CampaignStats,
   type CampaignStatus,
+  campaignFlowIds,
   campaignLinkClicks,
   campaignStats,
   countCampaigns,
@@ -19,6 +21,7 @@ import {
   findCampaign,
   findTemplatesByIds,
   insertCampaign,
+  insertCampaignFlow,
   listCampaigns,
   updateCampaignFrom,
 } from '../../store/campaigns.ts';
@@ -155,9 +158,13 @@ function statsView(stats: CampaignStats) {
   return figures;
 }
 
-/** The API's view of a campaign with its trigger (audience), template and figures. */
+/**
+ * The API's view of a campaign with its trigger (the audience of its backing flow `flowId`), template
+ * and figures.
+ */
 export function campaignView(
   row: CampaignRow,
+  flowId: number | null,
   template: TemplateRow | null,
   stats: CampaignStats,
   now: Date,
@@ -182,7 +189,7 @@ export function campaignView(
     updated_at: row.updated_at,
     trigger: {
       id: row.id,
-      flow_id: null,
+      flow_id: flowId,
       event: row.trigger_event,
       audience_type: row.audience_type,
       segment_id: row.segment_id,
@@ -220,7 +227,8 @@ export function createCampaignService(deps: Deps) {
   async function present(trx: Db, scope: CampaignScope, row: CampaignRow): Promise<CampaignView> {
     const template = row.template_id === null ? null : await findTemplate(trx, scope, row.template_id);
     const stats = (await campaignStats(trx, [row.id])).get(row.id) ?? EMPTY_STATS;
-    return campaignView(row, template ?? null, stats, clock.now());
+    const flowId = (await campaignFlowIds(trx, [row.id])).get(row.id) ?? null;
+    return campaignView(row, flowId, template ?? null, stats, clock.now());
   }
 
   /** Checks trigger attributes (lists and segments must be the brand's) and turns them into columns. */
@@ -334,7 +342,11 @@ export function createCampaignService(deps: Deps) {
     errors.throwIfAny();
     let templateId = row.template_id;
     if (templateId === null || (await findTemplate(trx, scope, templateId)) === undefined) {
-      const created = await insertTemplate(trx, scope, { ...template, name: changes.name ?? row.name }, now);
+      // A new template is owned by the step of the campaign's backing flow, like the one it replaces.
+      const flowId = (await campaignFlowIds(trx, [row.id])).get(row.id);
+      const owner = flowId === undefined ? {} : { flow_id: flowId, action_id: CAMPAIGN_STEP_ID };
+      const name = changes.name ?? row.name;
+      const created = await insertTemplate(trx, scope, { ...template, ...owner, name }, now);
       templateId = created.id;
       changes.template_id = templateId;
     } else if (Object.keys(template).length > 0 || changes.name !== undefined) {
@@ -505,16 +517,15 @@ export function createCampaignService(deps: Deps) {
         listCampaigns(db, scope, limit, offset),
         countCampaigns(db, scope),
       ]);
-      const stats = await campaignStats(
-        db,
-        rows.map((r) => r.id),
-      );
+      const ids = rows.map((r) => r.id);
+      const [stats, flowIds] = await Promise.all([campaignStats(db, ids), campaignFlowIds(db, ids)]);
       const templateIds = rows.flatMap((r) => (r.template_id === null ? [] : [r.template_id]));
       const templates = new Map((await findTemplatesByIds(db, scope, templateIds)).map((t) => [t.id, t]));
       const now = clock.now();
       const items = rows.map((row) =>
         campaignView(
           row,
+          flowIds.get(row.id) ?? null,
           row.template_id === null ? null : (templates.get(row.template_id) ?? null),
           stats.get(row.id) ?? EMPTY_STATS,
           now,
@@ -529,7 +540,7 @@ export function createCampaignService(deps: Deps) {
       return present(db, scope, await load(db, scope, id));
     },
 
-    /** Creates a draft with an empty template named after it. */
+    /** Creates a draft, its backing flow and an empty template (owned by the flow's step) named after it. */
     async create(brand: Brand, input: CampaignCreateInput): Promise<CampaignView> {
       const scope = scopeOf(brand);
       const name = input.name.trim();
@@ -552,7 +563,8 @@ export function createCampaignService(deps: Deps) {
           },
           now,
         );
-        return campaignView(row, template, EMPTY_STATS, now);
+        await insertCampaignFlow(trx, row);
+        return present(trx, scope, row);
       });
     },
 
@@ -632,7 +644,7 @@ export function createCampaignService(deps: Deps) {
     },
 
     /**
-     * A new draft with the source's audience and a copy of its content; with `cancel_source` the
+     * A new draft with its own backing flow, the source's audience and a copy of its content; with `cancel_source` the
      * source is cancelled in the same transaction (422 when it cannot be).
      */
     async duplicate(brand: Brand, id: number, cancelSource: boolean): Promise<CampaignView> {
@@ -688,11 +700,16 @@ export function createCampaignService(deps: Deps) {
           },
           now,
         );
-        return campaignView(row, template, EMPTY_STATS, now);
+        // The copy gets a flow of its own; the source's flow stays with the source.
+        await insertCampaignFlow(trx, row);
+        return present(trx, scope, row);
       });
     },
 
-    /** Deletes a never-sent campaign (draft or scheduled, no messages) and its template; returns it. */
+    /**
+     * Deletes a never-sent campaign (draft or scheduled, no messages), its backing flow (by cascade)
+     * and its template; returns it.
+     */
     async remove(brand: Brand, id: number): Promise<CampaignView> {
       const scope = scopeOf(brand);
       return db.transaction().execute(async (trx) => {

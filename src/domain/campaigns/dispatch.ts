@@ -16,6 +16,7 @@ import {
   lockCampaignStatus,
   pauseFailingCampaigns,
   pauseLateCampaigns,
+  pauseLiveCampaign,
   promoteDueCampaigns,
   releaseDispatch,
 } from '../../store/campaign-dispatch.ts';
@@ -52,18 +53,8 @@ export async function runScheduler(
 }
 
 /** Why a campaign cannot be dispatched at all; it is paused with this reason. */
-async function pauseWithReason(deps: Deps, campaign: CampaignRow, reason: string): Promise<void> {
-  await deps.db
-    .updateTable('campaigns')
-    .set({
-      status: 'paused',
-      pause_reason: reason,
-      dispatch_locked_until: null,
-      updated_at: deps.clock.now(),
-    })
-    .where('id', '=', campaign.id)
-    .where('status', '=', 'live')
-    .execute();
+function pauseWithReason(deps: Deps, campaign: CampaignRow, reason: string): Promise<void> {
+  return pauseLiveCampaign(deps.db, campaign.id, reason, deps.clock.now());
 }
 
 /**

@@ -279,8 +279,9 @@ export function createTemplateService({ db, clock, config }: Deps) {
     },
 
     /**
-     * Deletes a template, refusing one owned by a flow step (422 template_in_use). Flows and campaigns
-     * do not exist yet; their issues narrow this to templates of a *live* flow or campaign.
+     * Deletes a template, refusing one owned by a flow step (422 template_in_use) — which includes every
+     * campaign's template, owned by the step of the campaign's backing flow. Such a template goes with
+     * its flow or campaign.
      */
     async remove(scope: TemplateScope, id: number): Promise<TemplateView> {
       const row = await loadOrThrow(scope, id);
