@@ -23,7 +23,11 @@ const STATS_FIELDS = {
 /** A campaign's audience: the API's `trigger` of the campaign's internal flow. */
 const CampaignTrigger = Type.Object({
   id: Type.Integer({ description: 'Same as the campaign id' }),
-  flow_id: Nullable(Type.Integer()),
+  flow_id: Nullable(
+    Type.Integer({
+      description: "The campaign's internal flow (one email or SMS step; not listed by GET /flows)",
+    }),
+  ),
   event: Type.String({ description: '`manual` for broadcasts' }),
   audience_type: Nullable(StringEnum(AUDIENCE_TYPES)),
   segment_id: Nullable(Type.Integer()),
