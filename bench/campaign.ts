@@ -9,7 +9,7 @@
  * PostgreSQL only (the seed runs over `pg`). Options: BENCH_CONTACTS (default 100000),
  * BENCH_KILL=0 (skip the kill variant), BENCH_BASELINE=0, WORKER_CONCURRENCY.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import {
@@ -28,7 +28,10 @@ import {
 
 type Query = NonNullable<BenchDatabase['query']>;
 
-/** A newsletter design of about 35 KB: 12 text sections, each with links and merge tags. */
+/**
+ * A newsletter of about 35 KB of rendered HTML (before tracking): 7 text sections of 5 paragraphs,
+ * each paragraph with two links and a merge tag (70 links).
+ */
 export function newsletterDesign(): { sections: unknown[] } {
   const paragraph = (i: number, j: number) =>
     `<p>Hi {{ first_name }}, section ${i} paragraph ${j}: lorem ipsum dolor sit amet, consectetur adipiscing ` +
@@ -36,7 +39,7 @@ export function newsletterDesign(): { sections: unknown[] } {
     `<a href="https://example.com/articles/${i}/${j}?utm_source=newsletter">the full story</a> or ` +
     `<a href="https://example.com/shop/${i}/${j}">see the offer</a>. Ut enim ad minim veniam, quis ` +
     `nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.</p>`;
-  const sections = Array.from({ length: 12 }, (_, i) => ({
+  const sections = Array.from({ length: 7 }, (_, i) => ({
     type: 'text',
     props: {
       content: `<h2>Story ${i + 1}</h2>${Array.from({ length: 5 }, (_, j) => paragraph(i, j)).join('')}`,
@@ -107,6 +110,10 @@ export function workerEnv(db: BenchDatabase, sink: SinkClient): Record<string, s
     SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
     VERIFIED_SENDER_DOMAINS: SENDER_DOMAIN,
     ...(process.env['WORKER_CONCURRENCY'] ? { WORKER_CONCURRENCY: process.env['WORKER_CONCURRENCY'] } : {}),
+    // BENCH_WORKER_NODE_OPTIONS: Node flags for the worker process only (e.g. heap experiments).
+    ...(process.env['BENCH_WORKER_NODE_OPTIONS']
+      ? { NODE_OPTIONS: process.env['BENCH_WORKER_NODE_OPTIONS'] }
+      : {}),
   };
 }
 
@@ -132,6 +139,34 @@ export function watchPeakRss(pid: number | undefined): { stop(): number } {
   };
 }
 
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used so far (/proc/<pid>/stat); 0 once it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used so far by every PostgreSQL server process on this machine. */
+export function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres')
+        total += cpuSeconds(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
 export type CampaignResult = {
   contacts: number;
   delivered: number;
@@ -139,6 +174,10 @@ export type CampaignResult = {
   perSecond: number;
   firstDeliveryAfter: number;
   peakRssMb: number;
+  /** Worker CPU (user + system) per delivered message, ms. */
+  workerCpuMsPerMessage: number;
+  /** PostgreSQL server CPU per delivered message, ms (every backend on the machine). */
+  postgresCpuMsPerMessage: number;
   duplicates: number;
   ambiguous: number;
   status: string;
@@ -167,11 +206,14 @@ export async function runCampaign(sink: SinkClient, n: number, killAtHalf = fals
     let rss = watchPeakRss(worker.child.pid);
     let peakRssMb = 0;
     await sleep(2000); // let it boot: the clock starts when the campaign goes live, not at process start
+    let workerCpu = -cpuSeconds(worker.child.pid);
+    const pgCpu0 = postgresCpuSeconds();
     const live = new Date();
     const t0 = now();
     const campaignId = await insertCampaign(q, ids, live);
     if (killAtHalf) {
       await waitForDeliveries(sink, Math.floor(n / 2), 60_000);
+      workerCpu += cpuSeconds(worker.child.pid);
       worker.child.kill('SIGKILL');
       await new Promise((resolve) => worker.child.once('exit', resolve));
       peakRssMb = Math.max(peakRssMb, rss.stop());
@@ -179,6 +221,7 @@ export async function runCampaign(sink: SinkClient, n: number, killAtHalf = fals
       console.error(`SIGKILL at ${at} deliveries; restarting`);
       worker = await startMailwright(['worker'], env);
       rss = watchPeakRss(worker.child.pid);
+      workerCpu -= cpuSeconds(worker.child.pid);
     }
     const progress = (s: { count: number }) => console.error(`  … ${s.count} / ${n} at the sink`);
     const stats = await waitForDeliveries(
@@ -195,6 +238,8 @@ export async function runCampaign(sink: SinkClient, n: number, killAtHalf = fals
       await sleep(200);
     }
     peakRssMb = Math.max(peakRssMb, rss.stop());
+    workerCpu += cpuSeconds(worker.child.pid);
+    const pgCpu = postgresCpuSeconds() - pgCpu0;
     await worker.stop();
     const ambiguous = Number(
       (await q('select count(*) from messages where campaign_id = $1 and ambiguous', [campaignId])).rows[0]
@@ -211,6 +256,8 @@ export async function runCampaign(sink: SinkClient, n: number, killAtHalf = fals
       perSecond: stats.count / seconds,
       firstDeliveryAfter: ((stats.first ?? t0) - t0) / 1000,
       peakRssMb,
+      workerCpuMsPerMessage: (workerCpu * 1000) / Math.max(1, stats.count),
+      postgresCpuMsPerMessage: (pgCpu * 1000) / Math.max(1, stats.count),
       duplicates: stats.duplicates,
       ambiguous,
       status,
@@ -230,8 +277,15 @@ export async function runBaseline(
   sink: SinkClient,
   n: number,
   html: string,
-): Promise<{ delivered: number; seconds: number; perSecond: number; avgBytes: number }> {
+): Promise<{
+  delivered: number;
+  seconds: number;
+  perSecond: number;
+  avgBytes: number;
+  cpuMsPerMessage: number;
+}> {
   await sink.reset();
+  const cpu0 = process.cpuUsage();
   const transport = nodemailer.createTransport({
     host: '127.0.0.1',
     port: sink.port,
@@ -258,6 +312,7 @@ export async function runBaseline(
     }
   };
   await Promise.all(Array.from({ length: 20 }, lane));
+  const cpu = process.cpuUsage(cpu0);
   transport.close();
   const stats = await waitForDeliveries(sink, n, 10_000);
   const seconds = ((stats.last ?? 0) - (stats.first ?? 0)) / 1000;
@@ -266,6 +321,7 @@ export async function runBaseline(
     seconds,
     perSecond: stats.count / seconds,
     avgBytes: stats.bytes / stats.count,
+    cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / n,
   };
 }
 
@@ -312,9 +368,9 @@ async function main() {
       const base = await runBaseline(sink, n, html);
       console.log(JSON.stringify({ run: 'raw nodemailer', ...base }));
       console.log(
-        `\n| run | messages | seconds | msg/s | avg bytes | peak RSS MB | dupes | × raw |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n` +
-          `| Mailwright campaign (PostgreSQL) | ${fmt(ours.delivered)} | ${fmt(ours.seconds, 1)} | ${fmt(ours.perSecond)} | ${fmt(ours.avgBytes)} | ${fmt(ours.peakRssMb)} | ${ours.duplicates} | ${fmt(ours.perSecond / base.perSecond, 2)} |\n` +
-          `| raw Nodemailer (5 conn, 20 in flight) | ${fmt(base.delivered)} | ${fmt(base.seconds, 1)} | ${fmt(base.perSecond)} | ${fmt(base.avgBytes)} | — | — | 1.00 |`,
+        `\n| run | messages | seconds | msg/s | avg bytes | sender CPU ms/msg | PostgreSQL CPU ms/msg | peak RSS MB | dupes | × raw |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n` +
+          `| Mailwright campaign (PostgreSQL) | ${fmt(ours.delivered)} | ${fmt(ours.seconds, 1)} | ${fmt(ours.perSecond)} | ${fmt(ours.avgBytes)} | ${fmt(ours.workerCpuMsPerMessage, 2)} | ${fmt(ours.postgresCpuMsPerMessage, 2)} | ${fmt(ours.peakRssMb)} | ${ours.duplicates} | ${fmt(ours.perSecond / base.perSecond, 2)} |\n` +
+          `| raw Nodemailer (5 conn, 20 in flight) | ${fmt(base.delivered)} | ${fmt(base.seconds, 1)} | ${fmt(base.perSecond)} | ${fmt(base.avgBytes)} | ${fmt(base.cpuMsPerMessage, 2)} | — | — | — | 1.00 |`,
       );
     }
     if (process.env['BENCH_KILL'] !== '0') {

@@ -17,6 +17,7 @@ import {
   compileDesign,
   compileUncached,
   personalize,
+  preferredEncoding,
   renderText,
 } from '../src/render/render.ts';
 import { templateSpec } from '../src/render/spec.ts';
@@ -683,6 +684,17 @@ describe('marketing footer, preheader and text part', () => {
     assert.match(out.text, /Line one & two/);
     assert.match(out.text, /\* Item/);
     assert.doesNotMatch(out.text, /<[a-z]/);
+  });
+});
+
+describe('transfer encoding', () => {
+  it('is chosen once per compile: quoted-printable for Latin text, base64 for mostly other scripts', async () => {
+    const latin = await compile([{ type: 'text', props: { content: '<p>Hello there, reader</p>' } }]);
+    assert.equal(latin.encoding, 'quoted-printable');
+    assert.equal(preferredEncoding('Hello, world'), 'quoted-printable');
+    assert.equal(preferredEncoding('こんにちは、世界。ご注文ありがとうございます'), 'base64');
+    assert.equal(preferredEncoding('Привет, мир! Спасибо за заказ.'), 'base64');
+    assert.equal(preferredEncoding(''), 'base64');
   });
 });
 

@@ -88,6 +88,30 @@ describe('SMTP transport', () => {
     }
   });
 
+  test('a known text_encoding is used for both parts (no per-message detection); content round-trips', async () => {
+    const transport = createSmtpTransport({ url: url() });
+    try {
+      // A long line of Latin text would be quoted-printable if detected; base64 is what we asked for.
+      // A short plain-ASCII part needs no encoding at all and stays 7bit.
+      const long = `<p>${'Greetings from Cologne, '.repeat(20)}</p>`;
+      for (const encoding of ['base64', 'quoted-printable'] as const) {
+        const result = await transport.send({ ...EMAIL, html: long, text_encoding: encoding }, SCOPE);
+        assert.equal(result.status, 'sent');
+        const ps = parts(parseMessage(sink.received.at(-1)!.raw));
+        const headers = sink.received.at(-1)!.raw.match(/content-transfer-encoding: *[\w-]+/gi) ?? [];
+        assert.deepEqual(
+          headers.map((h) => h.split(':')[1]!.trim().toLowerCase()),
+          ['7bit', encoding],
+          encoding,
+        );
+        assert.equal(ps[1]!.content, long);
+        assert.equal(ps[0]!.content, 'Hello reader');
+      }
+    } finally {
+      await transport.close();
+    }
+  });
+
   test('transactional mail (no list_unsubscribe) carries no List-Unsubscribe pair; text only is single-part', async () => {
     const transport = createSmtpTransport({ url: url() });
     try {

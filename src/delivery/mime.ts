@@ -73,6 +73,7 @@ export function mailOptions(email: OutgoingEmail, dkim?: DkimKey | null): SendMa
   if (email.reply_to) options.replyTo = email.reply_to;
   if (email.html != null) options.html = email.html;
   if (email.text != null) options.text = email.text;
+  if (email.text_encoding) options.textEncoding = email.text_encoding;
   const messageId = stableMessageId(email);
   if (messageId) options.messageId = messageId;
   if (dkim) {

@@ -23,6 +23,8 @@ export type OutgoingEmail = {
   html?: string | null;
   /** Plain-text part. */
   text?: string | null;
+  /** MIME encoding of the parts when the sender already knows it (compiled templates); else detected. */
+  text_encoding?: 'quoted-printable' | 'base64' | undefined;
   /**
    * Extra headers chosen by the API caller. Reserved headers (From, To, Subject, Message-ID,
    * List-Unsubscribe…) are rejected by the domain before they get here; transports pass these through.

@@ -6,7 +6,7 @@
 
 import type { ChannelTransports } from '../../delivery/select.ts';
 import { applyTracking, createTrackingLinks, type TrackingLinks } from '../../delivery/tracking.ts';
-import type { OutgoingMessage, SendResult } from '../../delivery/transport.ts';
+import type { OutgoingEmail, OutgoingMessage, SendResult } from '../../delivery/transport.ts';
 import { validateDesign } from '../../render/components.ts';
 import {
   brandRenderContext,
@@ -272,13 +272,14 @@ async function buildOutgoing(message: MessageRow, batch: DeliveryBatch): Promise
   let html = message.html;
   let text = message.text;
   let subject = message.subject ?? '';
+  let encoding: OutgoingEmail['text_encoding'];
   let listUnsubscribe: { url: string } | null = null;
   const brand = batch.brands.get(message.brand_id);
   const unsubscribeUrl = message.marketing ? batch.links.unsubscribeUrl(message.id) : null;
   if (html === null && message.template_id !== null && brand) {
     // Rows may carry only their template: rendered here, where the message id (and so the personal
     // unsubscribe link) is known. The compiled design is cached across recipients.
-    ({ html, text, subject } = await renderFromTemplate(message, brand, batch, unsubscribeUrl));
+    ({ html, text, subject, encoding } = await renderFromTemplate(message, brand, batch, unsubscribeUrl));
   }
   if (unsubscribeUrl !== null) {
     listUnsubscribe = { url: unsubscribeUrl };
@@ -300,6 +301,7 @@ async function buildOutgoing(message: MessageRow, batch: DeliveryBatch): Promise
     subject,
     html,
     text,
+    text_encoding: encoding,
     headers: message.headers,
     tags: message.tags,
     idempotency_key: key,
@@ -314,7 +316,12 @@ async function renderFromTemplate(
   brand: Brand,
   batch: DeliveryBatch,
   unsubscribeUrl: string | null,
-): Promise<{ html: string | null; text: string | null; subject: string }> {
+): Promise<{
+  html: string | null;
+  text: string | null;
+  subject: string;
+  encoding?: OutgoingEmail['text_encoding'];
+}> {
   const template = batch.templates.get(message.template_id!);
   const contact = message.contact_id === null ? undefined : batch.contacts.get(message.contact_id);
   const vars = {
@@ -352,5 +359,6 @@ async function renderFromTemplate(
     });
     batch.compiled.set(key, compiled);
   }
-  return { ...personalize(await compiled, vars), subject };
+  const ready = await compiled;
+  return { ...personalize(ready, vars), subject, encoding: ready.encoding };
 }

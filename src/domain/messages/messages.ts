@@ -372,7 +372,7 @@ export function createMessageService(deps: Deps) {
       }
     } else {
       if (input.html?.trim()) {
-        html = personalize({ html: input.html, text: input.body ?? '', mjml: '' }, vars).html;
+        html = personalize({ html: input.html, text: input.body ?? '' }, vars).html;
         text = input.body?.trim() ? renderText(input.body, vars) : htmlToText(html);
       } else {
         text = renderText(input.body!, vars);
