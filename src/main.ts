@@ -1,8 +1,8 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
 import { selectChannelTransports } from './delivery/select.ts';
-import { createServices } from './domain/services.ts';
+import type { Deps } from './domain/deps.ts';
 import { startMessageWorker } from './jobs/message-worker.ts';
 import { startWorkers } from './jobs/runner.ts';
 import { systemClock } from './lib/clock.ts';
@@ -22,8 +22,10 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
     level: config.logLevel,
     redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
   });
-  const services = createServices({ db: handle.db, clock: systemClock, config, log });
-  const app = options.http ? await buildApp({ config, services, db: handle.db, logger: log }) : undefined;
+  const deps: Deps = { db: handle.db, clock: systemClock, config, log };
+  // The HTTP app and its services are loaded only by processes that serve HTTP: a worker process does
+  // without Fastify, the routes and the request-side services (tens of MB of resident memory).
+  const app = options.http ? await startApp(deps, log) : undefined;
   // With PostgreSQL, the workers of `serve` get their own connection pool: under HTTP load they would
   // otherwise queue behind requests for connections (and the send path waits on every write).
   const workerHandle =
@@ -33,7 +35,7 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
           poolSize: Math.min(20, config.worker.concurrency + 4),
         })
       : undefined;
-  const workerDeps = workerHandle ? { ...services.deps, db: workerHandle.db } : services.deps;
+  const workerDeps = workerHandle ? { ...deps, db: workerHandle.db } : deps;
   const workers = options.worker ? startWorkers(workerDeps) : undefined;
   // Chosen once per process: SMTP when SMTP_URL is set, otherwise capture (logged loudly: nothing is
   // delivered).
@@ -79,4 +81,14 @@ export async function serve(options: ServeOptions, config: Config = loadConfig()
   } else {
     log.info({ engine: handle.engine }, 'mailwright worker started');
   }
+}
+
+/** Builds the HTTP app (imported on demand, see `serve`). */
+async function startApp(deps: Deps, logger: FastifyBaseLogger) {
+  const [{ buildApp }, { createServices }] = await Promise.all([
+    import('./app.ts'),
+    import('./domain/services.ts'),
+  ]);
+  const services = createServices(deps);
+  return buildApp({ config: deps.config, services, db: deps.db, logger });
 }

@@ -7,12 +7,15 @@ import {
   dispatchLiveCampaigns,
   runScheduler,
 } from '../src/domain/campaigns/dispatch.ts';
+import { compileTemplate } from '../src/domain/templates/compile.ts';
 import { startMessageWorker } from '../src/jobs/message-worker.ts';
+import { validateDesign } from '../src/render/components.ts';
+import { brandRenderContext, compileKey } from '../src/render/render.ts';
 import { type CampaignInsert, insertCampaignFlow } from '../src/store/campaigns.ts';
 import { json } from '../src/store/db.ts';
 import { activeFlowsFor } from '../src/store/flow-runs.ts';
 import { bearer, createKey, describeEachEngine, type Session, send, signup } from './helpers.ts';
-import { header, parseMessage, type Sink, startSink } from './smtp-sink.ts';
+import { header, parseMessage, parts, type Sink, startSink } from './smtp-sink.ts';
 
 type Json = Record<string, unknown>;
 type Tenant = Session & { h: Record<string, string>; accountId: number; brandId: number };
@@ -214,6 +217,63 @@ describeEachEngine(
       assert.equal(done.status, 'completed');
       assert.ok(done.completed_at);
       assert.equal(await flowStatus(id), 'archived', 'a completed campaign archives its flow');
+    });
+
+    test('the worker sends the compile stored for the template (made once, by any process) and stores one it makes', async () => {
+      const t = await tenant();
+      const tag = `${process.pid}-${Date.now()}-store`;
+      await contacts(t, [`a-${tag}@x.test`], { firstName: 'Ann' });
+      const id = await campaign(t, { audience_type: 'all_contacts', confirm_send_to_all: true });
+      const { template_id } = await campaignRow(id);
+      // A design of its own, so no compile of an earlier test is in this process's memory.
+      const template = await db()
+        .updateTable('templates')
+        .set({ design: json({ sections: [{ type: 'text', props: { content: `Spring is here ${tag}` } }] }) })
+        .where('id', '=', template_id!)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const brand = await db()
+        .selectFrom('brands')
+        .selectAll()
+        .where('id', '=', t.brandId)
+        .executeTakeFirstOrThrow();
+      const options = { marketing: true, subject: template.subject, preheader: template.preheader };
+      const key = compileKey(validateDesign(template.design), brandRenderContext(brand), options);
+      // What another process compiled (marked so this test can tell it apart from a fresh compile).
+      await db()
+        .insertInto('template_compiles')
+        .values({
+          template_id: template.id,
+          key,
+          html: '<html><body><p>Stored compile for {{ first_name }}</p></body></html>',
+          text: 'Stored compile for {{ first_name }}',
+          mjml: '<mjml></mjml>',
+          encoding: 'base64',
+          created_at: ctx().clock.now(),
+        })
+        .execute();
+      await dispatchLiveCampaigns(ctx().services.deps);
+      await deliver();
+      const got = sink.received.filter((r) => r.to[0] === `a-${tag}@x.test`);
+      assert.equal(got.length, 1);
+      const raw = got[0]!.raw;
+      assert.match(raw, /content-transfer-encoding: base64/i, 'the stored encoding');
+      const html = parts(parseMessage(raw)).find((p) => p.type === 'text/html')!.content;
+      assert.match(html, /Stored compile for Ann/);
+
+      // A key no process has compiled yet (another subject) is compiled by the worker and stored.
+      const fresh = await compileTemplate(ctx().services.deps, template, brand, {
+        ...options,
+        subject: 'Other',
+      });
+      assert.match(fresh.html, new RegExp(`Spring is here ${tag}`));
+      const stored = await db()
+        .selectFrom('template_compiles')
+        .select(['key', 'html'])
+        .where('template_id', '=', template.id)
+        .execute();
+      assert.equal(stored.length, 2);
+      assert.ok(stored.some((c) => c.key !== key && c.html === fresh.html));
     });
 
     test('segment audience, exclusions and all_contacts', async () => {

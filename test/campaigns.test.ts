@@ -465,6 +465,15 @@ describeEachEngine(
       assert.equal(r.checkpoint_contact_id, 0);
       assert.equal(r.dispatched_at, null);
       assert.equal(r.confirm_send_to_all, true);
+      // The email is compiled once at send, for every worker process to read.
+      const compiles = await db()
+        .selectFrom('template_compiles')
+        .selectAll()
+        .where('template_id', '=', v.template.id)
+        .execute();
+      assert.equal(compiles.length, 1);
+      assert.match(compiles[0]!.html, /<html[\s\S]*Hello/);
+      assert.equal(compiles[0]!.encoding, 'quoted-printable');
 
       const again = await send(app(), 'POST', `/v1/my/campaigns/${c.id}/send`, t.h);
       assert.equal(again.statusCode, 422);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { compile } from 'html-to-text';
-import mjml2html from 'mjml';
 import type { Design } from './components.ts';
 import { type MergeVars, mergeScope, type ParsedTemplate, parseTemplate, renderParsed } from './merge.ts';
 import { type BrandRenderContext, designToMjml, type RenderOptions } from './mjml.ts';
@@ -57,7 +56,8 @@ const compileCache = new Map<string, Promise<CompiledEmail>>();
 const parsedByObject = new WeakMap<object, { html: ParsedTemplate; text: ParsedTemplate }>();
 const parsedByHtml = new Map<string, { html: ParsedTemplate; text: ParsedTemplate }>();
 
-function cacheKey(design: Design, brand: BrandRenderContext, options: RenderOptions): string {
+/** The key of a compile: a hash of everything the output depends on. */
+export function compileKey(design: Design, brand: BrandRenderContext, options: RenderOptions): string {
   return createHash('sha256')
     .update(JSON.stringify([design, brand, options]))
     .digest('hex');
@@ -111,6 +111,9 @@ export async function compileUncached(
   options: RenderOptions,
 ): Promise<CompiledEmail> {
   const mjml = designToMjml(design, brand, options);
+  // Loaded on first use: the MJML toolchain is ~100 MB resident, and a worker that sends stored
+  // compiles (see `compiledTemplate`) never needs it.
+  const { default: mjml2html } = await import('mjml');
   const result = await mjml2html(mjml, {
     validationLevel: 'soft',
     minify: false,
@@ -124,23 +127,51 @@ export async function compileUncached(
   return compiled;
 }
 
+/** Where compiles are shared between processes (the templates domain keeps them in the database). */
+export type CompileStore = {
+  load(key: string): Promise<CompiledEmail | undefined>;
+  save(key: string, compiled: CompiledEmail): Promise<void>;
+};
+
 /**
- * Design → MJML → HTML (plus the text part), cached by a hash of all inputs. Async because mjml 5's
- * compiler is. Validate the design first (`validateDesign`).
+ * Design → MJML → HTML (plus the text part), cached in memory by a hash of all inputs. With a
+ * `store`, a compile another process made is read instead of compiling, and a fresh one is saved for
+ * the others. Async because mjml 5's compiler is. Validate the design first (`validateDesign`).
  */
 export function compileDesign(
   design: Design,
   brand: BrandRenderContext,
   options: RenderOptions,
+  store?: CompileStore,
 ): Promise<CompiledEmail> {
-  const key = cacheKey(design, brand, options);
+  const key = compileKey(design, brand, options);
   const hit = compileCache.get(key);
   if (hit) return hit;
-  const pending = compileUncached(design, brand, options);
+  const pending = store
+    ? loadOrCompile(key, store, design, brand, options)
+    : compileUncached(design, brand, options);
   pending.catch(() => compileCache.delete(key));
   if (compileCache.size >= CACHE_LIMIT) compileCache.delete(compileCache.keys().next().value!);
   compileCache.set(key, pending);
   return pending;
+}
+
+async function loadOrCompile(
+  key: string,
+  store: CompileStore,
+  design: Design,
+  brand: BrandRenderContext,
+  options: RenderOptions,
+): Promise<CompiledEmail> {
+  const stored = await store.load(key);
+  if (stored) {
+    const compiled = { html: stored.html, text: stored.text, mjml: stored.mjml, encoding: stored.encoding };
+    prepare(compiled);
+    return compiled;
+  }
+  const compiled = await compileUncached(design, brand, options);
+  await store.save(key, compiled);
+  return compiled;
 }
 
 function prepare(compiled: Pick<CompiledEmail, 'html' | 'text'>): {

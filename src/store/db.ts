@@ -18,6 +18,7 @@ import * as m011 from './migrations/011-messages.ts';
 import * as m012 from './migrations/012-campaigns.ts';
 import * as m013 from './migrations/013-flows.ts';
 import * as m014 from './migrations/014-campaign-flows.ts';
+import * as m015 from './migrations/015-template-compiles.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -92,6 +93,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '012-campaigns': m012,
   '013-flows': m013,
   '014-campaign-flows': m014,
+  '015-template-compiles': m015,
 };
 
 /** The names of every migration, in order. */

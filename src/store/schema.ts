@@ -5,7 +5,7 @@ import type { MessageEventsTable, MessageIdempotencyTable, MessagesTable } from 
 import type { OutboxTable } from './outbox.ts';
 import type { SendPermitsTable } from './send-permits.ts';
 import type { SuppressionsTable } from './suppressions.ts';
-import type { TemplatesTable } from './templates.ts';
+import type { TemplateCompilesTable, TemplatesTable } from './templates.ts';
 
 /** A timestamp: read as Date, written as Date or ISO string, defaulted by the database. */
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -361,6 +361,7 @@ export type Database = {
   domain_events: DomainEventsTable;
   // Tables whose row types live beside their store module.
   templates: TemplatesTable;
+  template_compiles: TemplateCompilesTable;
   outbox: OutboxTable;
   send_permits: SendPermitsTable;
   suppressions: SuppressionsTable;

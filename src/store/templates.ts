@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Selectable } from 'kysely';
+import { type ColumnType, type Generated, type Selectable, sql } from 'kysely';
 import { type Db, json } from './db.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -27,6 +27,52 @@ export type TemplatesTable = {
 };
 
 export type TemplateRow = Selectable<TemplatesTable>;
+
+/** The `template_compiles` table (migration 015): a template's compiled email per compile key. */
+export type TemplateCompilesTable = {
+  template_id: number;
+  key: string;
+  html: string;
+  text: string;
+  mjml: string;
+  encoding: 'quoted-printable' | 'base64';
+  created_at: Timestamp;
+};
+
+/** A stored compile older than this is dropped when a newer one of the same template is stored. */
+const STALE_COMPILE_MS = 60 * 60 * 1000;
+
+/** The stored compile of a template for `key`, if any process made it. */
+export function findTemplateCompile(db: Db, templateId: number, key: string) {
+  return db
+    .selectFrom('template_compiles')
+    .select(['html', 'text', 'mjml', 'encoding'])
+    .where('template_id', '=', templateId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+}
+
+/**
+ * Stores a compile (another process may have stored the same key first: identical content, kept) and
+ * drops the template's stale ones (older designs or brand styling), in one statement.
+ */
+export async function storeTemplateCompile(
+  db: Db,
+  templateId: number,
+  key: string,
+  compiled: { html: string; text: string; mjml: string; encoding: 'quoted-printable' | 'base64' },
+  now: Date,
+): Promise<void> {
+  await sql`
+    with stored as (
+      insert into template_compiles (template_id, key, html, text, mjml, encoding, created_at)
+      values (${templateId}, ${key}, ${compiled.html}, ${compiled.text}, ${compiled.mjml}, ${compiled.encoding}, ${now})
+      on conflict (template_id, key) do nothing
+    )
+    delete from template_compiles
+     where template_id = ${templateId} and key <> ${key}
+       and created_at < ${new Date(now.getTime() - STALE_COMPILE_MS)}`.execute(db);
+}
 
 /** Who a template belongs to; every query below is scoped by both. */
 export type TemplateScope = { account_id: number; brand_id: number };

@@ -39,6 +39,7 @@ import {
 import { SANDBOX_MONTHLY_CAP } from '../brands/brands.ts';
 import type { Deps } from '../deps.ts';
 import { isVerifiedSender, monthStart } from '../messages/sender.ts';
+import { storeTemplateCompileFor } from '../templates/compile.ts';
 import { templateView } from '../templates/templates.ts';
 
 /** A scheduled campaign stops being editable this long before its send time. */
@@ -366,7 +367,7 @@ export function createCampaignService(deps: Deps) {
     return lockedError(current);
   }
 
-  /** Every reason the campaign cannot go out now, all at once (422 preflight_failed). */
+  /** Every reason the campaign cannot go out now, all at once (422 preflight_failed); then its email is compiled for the workers. */
   async function preflight(trx: Db, actor: CampaignActor, row: CampaignRow): Promise<void> {
     const scope = scopeOf(actor.brand);
     const brand = actor.brand;
@@ -432,6 +433,14 @@ export function createCampaignService(deps: Deps) {
       }
     }
     if (!errors.empty) throw invalid(errors.errors, 'The campaign cannot be sent yet', 'preflight_failed');
+    // Compiled now, once, for the send workers (they read it instead of compiling per process).
+    if (row.channel === 'email' && template?.design) {
+      await storeTemplateCompileFor({ db: trx, clock }, template, brand, {
+        marketing: true,
+        subject: template.subject,
+        preheader: template.preheader,
+      });
+    }
   }
 
   function checkSafeMode(actor: CampaignActor): void {

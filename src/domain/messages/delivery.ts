@@ -7,14 +7,7 @@
 import type { ChannelTransports } from '../../delivery/select.ts';
 import { applyTracking, createTrackingLinks, type TrackingLinks } from '../../delivery/tracking.ts';
 import type { OutgoingEmail, OutgoingMessage, SendResult } from '../../delivery/transport.ts';
-import { validateDesign } from '../../render/components.ts';
-import {
-  brandRenderContext,
-  type CompiledEmail,
-  compileDesign,
-  personalize,
-  renderText,
-} from '../../render/render.ts';
+import { type CompiledEmail, personalize, renderText } from '../../render/render.ts';
 import {
   brandsByIds,
   contactsByIds,
@@ -32,6 +25,7 @@ import type { Deps } from '../deps.ts';
 export type { ChannelTransports };
 
 import { recordDeliveryFeedback } from '../feedback/feedback.ts';
+import { compileTemplate } from '../templates/compile.ts';
 
 export type DeliveryOptions = {
   transports: ChannelTransports;
@@ -74,6 +68,8 @@ export type DeliveryBatch = {
   compiled: Map<string, Promise<CompiledEmail>>;
   /** Where accepted messages are recorded (a group-committing recorder shared by the worker). */
   recordSent: RecordSent;
+  /** For compiles stored in the database. */
+  deps: Pick<Deps, 'db' | 'clock'>;
 };
 
 /** Loads what the batch's messages need: brands, templates and contacts of marketing mail, and blocks. */
@@ -107,6 +103,7 @@ export async function prepareBatch(
     links: createTrackingLinks({ secretKey: config.secretKey, appUrl: config.appUrl }),
     compiled: new Map(),
     recordSent,
+    deps: { db, clock },
   };
 }
 
@@ -352,7 +349,7 @@ async function renderFromTemplate(
   const key = `${template.id}:${template.version}:${message.subject}:${message.marketing}`;
   let compiled = batch.compiled.get(key);
   if (!compiled) {
-    compiled = compileDesign(validateDesign(template.design), brandRenderContext(brand), {
+    compiled = compileTemplate(batch.deps, template, brand, {
       marketing: message.marketing,
       subject: message.subject,
       preheader: template.preheader,
