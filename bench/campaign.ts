@@ -1,32 +1,56 @@
 /**
- * Campaign delivery benchmark (issue 6): N subscribed contacts, a ~35 KB newsletter with merge tags,
- * sent by `mailwright worker` (child process) over SMTP to the sink in a third process; time from the
- * campaign going live to the last message accepted at the sink, messages/s, the worker's peak RSS.
- * Baseline in the same run: a raw Nodemailer pool (5 connections, 20 in flight) sending the same
- * number of messages of the same HTML to the same sink. Then the same campaign with the worker
- * SIGKILLed at 50 % and restarted: duplicates at the sink vs messages flagged `ambiguous`.
+ * Campaign delivery benchmark (issue 6): N subscribed contacts, a ~35 KB newsletter with merge tags
+ * and unsubscribe headers, SMTP to the sink in another process; the campaign is created, filled and
+ * sent through the REST API exactly as a client would (`POST /v1/my/campaigns/{id}/send`), and the
+ * clock runs from just before that request to the last message accepted at the sink.
  *
- * PostgreSQL only (the seed runs over `pg`). Options: BENCH_CONTACTS (default 100000),
- * BENCH_KILL=0 (skip the kill variant), BENCH_BASELINE=0, WORKER_CONCURRENCY.
+ * Per engine (BENCH_ENGINES, default `postgres,pglite`):
+ * - postgres: a fresh schema, `mailwright migrate`, then the scale-out topology — `mailwright serve
+ *   --no-worker` (API) and `mailwright worker` (sender) as two processes; a user and key by
+ *   POST /v1/signup + /v1/my/api_keys.
+ * - pglite: the embedded database lives in one process, so one `mailwright serve` (API + workers) on
+ *   a fresh DATA_DIR; the user and key by `mailwright user create` / `mailwright keys create` before
+ *   it starts.
+ * Contacts are seeded straight into the database for the key's brand (one generate_series statement;
+ * on PGlite by opening the data directory here before serve starts).
+ *
+ * Measured: messages/s, sender CPU and PostgreSQL CPU per message, peak RSS of the sending process
+ * (and of the API process on PostgreSQL). Baseline, once in the same run: a raw Nodemailer pool
+ * (5 connections, 20 in flight) sending as many messages of the same size to the same sink. Kill
+ * variant (BENCH_KILL, default on): the sending process SIGKILLed when the sink has half, restarted;
+ * duplicates at the sink vs messages flagged `ambiguous`.
+ *
+ * Options: BENCH_CONTACTS (default 100000), BENCH_ENGINES, BENCH_KILL=0, BENCH_BASELINE=0,
+ * BENCH_LEASE_SECONDS (kill variant, default 10), WORKER_CONCURRENCY.
  */
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import nodemailer from 'nodemailer';
+import { embeddedDir } from '../src/store/db.ts';
 import {
   type BenchDatabase,
+  type Engine,
   fmt,
   freshDatabase,
+  type MailwrightProcess,
   now,
+  runCli,
   SECRET_KEY,
   SENDER_DOMAIN,
   type SinkClient,
+  signupAndKey,
   sleep,
   startMailwright,
   startSink,
   waitForDeliveries,
 } from './delivery-harness.ts';
 
-type Query = NonNullable<BenchDatabase['query']>;
+/** A SQL client: `pg`'s query or PGlite's (both return `rows`). */
+// biome-ignore lint/suspicious/noExplicitAny: rows of ad-hoc bench queries
+export type Query = (text: string, values?: unknown[]) => Promise<{ rows: any[] }>;
 
 /**
  * A newsletter of about 35 KB of rendered HTML (before tracking): 7 text sections of 5 paragraphs,
@@ -67,7 +91,17 @@ export async function seedAudience(q: Query, n: number): Promise<{ accountId: nu
      returning id`,
     [accountId],
   );
-  const brandId = brand.rows[0].id as number;
+  const ids = { accountId, brandId: brand.rows[0].id as number };
+  await seedContacts(q, ids, n);
+  return ids;
+}
+
+/** `n` contacts `Reader <i>` with a subscribed email channel `r<i>@sink.test`, in one statement. */
+export async function seedContacts(
+  q: Query,
+  ids: { accountId: number; brandId: number },
+  n: number,
+): Promise<void> {
   await q(
     `with c as (
        insert into contacts (account_id, brand_id, first_name)
@@ -76,30 +110,30 @@ export async function seedAudience(q: Query, n: number): Promise<{ accountId: nu
      )
      insert into contact_channels (contact_id, brand_id, kind, value, subscribed)
      select id, $2, 'email', 'r' || substr(first_name, 8) || '@sink.test', true from c`,
-    [accountId, brandId, n],
+    [ids.accountId, ids.brandId, n],
   );
   await q('analyze');
-  return { accountId, brandId };
 }
 
-/** Inserts the newsletter template and a campaign scheduled `at`; returns the campaign id. */
-export async function insertCampaign(
-  q: Query,
-  ids: { accountId: number; brandId: number },
-  at: Date,
-): Promise<number> {
-  const template = await q(
-    `insert into templates (account_id, brand_id, name, subject, from_email, design)
-     values ($1, $2, 'Newsletter', 'News for {{ first_name }}', $3, $4) returning id`,
-    [ids.accountId, ids.brandId, `news@${SENDER_DOMAIN}`, JSON.stringify(newsletterDesign())],
+/** The brand an account's API key is scoped to: its default brand (as `keys create` and sign-up pick it). */
+async function defaultBrandId(q: Query, accountId: number): Promise<number> {
+  const { rows } = await q(
+    'select id from brands where account_id = $1 order by is_default desc, id limit 1',
+    [accountId],
   );
-  const campaign = await q(
-    `insert into campaigns (account_id, brand_id, name, status, scheduled_at, template_id, audience_type,
-       confirm_send_to_all, data, contact_list_ids, exclude_contact_list_ids, exclude_segment_ids, trigger_data)
-     values ($1, $2, 'Bench', 'scheduled', $3, $4, 'all_contacts', true, '{}', '[]', '[]', '[]', '{}') returning id`,
-    [ids.accountId, ids.brandId, at, template.rows[0].id],
-  );
-  return campaign.rows[0].id as number;
+  if (!rows[0]) throw new Error(`account ${accountId} has no brand`);
+  return rows[0].id as number;
+}
+
+/** Opens the PGlite database of a DATA_DIR in this process (no server may have it open), runs `fn`, closes it. */
+async function withPglite<T>(dataDir: string, fn: (q: Query) => Promise<T>): Promise<T> {
+  const db = new PGlite(embeddedDir({ dataDir }), { extensions: { pg_trgm } });
+  await db.waitReady;
+  try {
+    return await fn((text, values) => db.query(text, values));
+  } finally {
+    await db.close();
+  }
 }
 
 /** Environment of a worker pointed at the sink, with the bench sender domain verified. */
@@ -167,17 +201,66 @@ export function postgresCpuSeconds(): number {
   return total;
 }
 
+/**
+ * CPU of this run's PostgreSQL backends: those whose application_name is `appName` (the bench
+ * schema, set on every connection of the run), polled every 500 ms so a backend that exits keeps
+ * what it used; CPU a backend had before the watch started is not counted. Other sessions on the
+ * server and its background processes (WAL writer, checkpointer) are left out.
+ */
+export function watchPostgresCpu(q: Query, appName: string): { stop(): Promise<number> } {
+  const base = new Map<number, number>();
+  const last = new Map<number, number>();
+  let first = true;
+  const poll = async () => {
+    const { rows } = await q(
+      'select pid from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()',
+      [appName],
+    );
+    for (const { pid } of rows as { pid: number }[]) {
+      const cpu = cpuSeconds(pid);
+      if (!base.has(pid)) base.set(pid, first ? cpu : 0);
+      last.set(pid, Math.max(last.get(pid) ?? 0, cpu));
+    }
+    first = false;
+  };
+  // A failed poll (e.g. the run is being torn down) only loses one sample.
+  let running = poll().catch(() => {});
+  const timer = setInterval(() => {
+    running = running.then(poll).catch(() => {});
+  }, 500);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await poll();
+      let total = 0;
+      for (const [pid, cpu] of last) total += cpu - (base.get(pid) ?? 0);
+      return total;
+    },
+  };
+}
+
 export type CampaignResult = {
+  engine: Engine;
   contacts: number;
   delivered: number;
+  /** From just before POST /send to the last message accepted at the sink. */
   seconds: number;
   perSecond: number;
   firstDeliveryAfter: number;
+  /** Peak RSS of the sending process (`worker` on PostgreSQL, `serve` on PGlite), MB. */
   peakRssMb: number;
-  /** Worker CPU (user + system) per delivered message, ms. */
+  /** PostgreSQL only: peak RSS of the API process (`serve --no-worker`), MB; NaN on PGlite. */
+  apiPeakRssMb: number;
+  /** Sending process CPU (user + system) per delivered message, ms (on PGlite it includes the database). */
   workerCpuMsPerMessage: number;
-  /** PostgreSQL server CPU per delivered message, ms (every backend on the machine). */
+  /** PostgreSQL only: API process CPU per delivered message, ms. */
+  apiCpuMsPerMessage: number;
+  /** CPU of this run's PostgreSQL backends per delivered message, ms (watchPostgresCpu); NaN on PGlite. */
   postgresCpuMsPerMessage: number;
+  /** Kill variant: deliveries at the sink when the sender was SIGKILLed. */
+  killedAt: number | null;
   duplicates: number;
   ambiguous: number;
   status: string;
@@ -185,43 +268,149 @@ export type CampaignResult = {
   sampleHtml: string | null;
 };
 
+/** One JSON request to the API; throws unless the status is `expect`. */
+async function api<T>(
+  url: string,
+  authorization: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  expect = 200,
+): Promise<T> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (res.status !== expect) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
 /**
- * Seeds a fresh PostgreSQL schema with `n` contacts, starts a worker, schedules the campaign to go
- * live now and times it at the sink. With `killAtHalf`, SIGKILLs the worker when the sink has half
- * and starts a new one.
+ * The brand's footer details (preflight needs them) and a draft campaign with the newsletter and the
+ * whole audience, through the API; returns the campaign id.
  */
-export async function runCampaign(sink: SinkClient, n: number, killAtHalf = false): Promise<CampaignResult> {
-  const db = await freshDatabase('postgres');
-  const q = db.query as Query;
+async function prepareCampaign(url: string, authorization: string, brandId: number): Promise<number> {
+  await api(url, authorization, 'PATCH', `/v1/my/brands/${brandId}`, {
+    company_name: 'Acme',
+    physical_address: '1 Main St, Springfield',
+  });
+  const { id } = await api<{ id: number }>(
+    url,
+    authorization,
+    'POST',
+    '/v1/my/campaigns',
+    { name: 'Bench newsletter', channel: 'email' },
+    201,
+  );
+  await api(url, authorization, 'PATCH', `/v1/my/campaigns/${id}`, {
+    template_attributes: {
+      subject: 'News for {{ first_name }}',
+      from_name: 'Acme News',
+      from_email: `news@${SENDER_DOMAIN}`,
+      design: newsletterDesign(),
+    },
+    trigger_attributes: { audience_type: 'all_contacts' },
+  });
+  return id;
+}
+
+/**
+ * Sets up `engine` with `n` contacts, sends the campaign through the API and times it at the sink.
+ * PostgreSQL: `serve --no-worker` + `worker`; PGlite: one `serve`. With `killAtHalf`, SIGKILLs the
+ * sending process (worker / serve) when the sink has half and starts a new one.
+ */
+export async function runCampaign(
+  sink: SinkClient,
+  n: number,
+  killAtHalf = false,
+  engine: Engine = 'postgres',
+): Promise<CampaignResult> {
+  const db = await freshDatabase(engine);
+  const started: MailwrightProcess[] = [];
+  const start = async (args: string[], env: Record<string, string>) => {
+    const p = await startMailwright(args, env);
+    started.push(p);
+    return p;
+  };
   try {
-    await migrateDb(db.env);
-    const t0seed = now();
-    const ids = await seedAudience(q, n);
-    console.error(`seeded ${n} contacts in ${fmt((now() - t0seed) / 1000, 1)} s`);
-    await sink.reset();
-    // The kill variant shortens the lease so the dead worker's claimed rows are taken over in seconds.
+    // The kill variant shortens the lease so the dead sender's claimed rows are taken over in seconds.
     const lease = process.env['BENCH_LEASE_SECONDS'] ?? '10';
     const env = { ...workerEnv(db, sink), ...(killAtHalf ? { WORKER_LEASE_SECONDS: lease } : {}) };
-    let worker = await startMailwright(['worker'], env);
-    let rss = watchPeakRss(worker.child.pid);
+    const senderArgs = engine === 'postgres' ? ['worker'] : ['serve'];
+    let apiProcess: MailwrightProcess;
+    let sender: MailwrightProcess;
+    let authorization: string;
+    let brandId: number;
+    const t0seed = now();
+    if (engine === 'postgres') {
+      const q = db.query as Query;
+      await migrateDb(db.env);
+      apiProcess = await start(['serve', '--no-worker'], env);
+      sender = await start(senderArgs, env);
+      authorization = await signupAndKey(apiProcess.url);
+      const account = await api<{ id: number }>(apiProcess.url, authorization, 'GET', '/v1/my/account');
+      brandId = await defaultBrandId(q, account.id);
+      await seedContacts(q, { accountId: account.id, brandId }, n);
+    } else {
+      const dataDir = db.env['DATA_DIR'] as string;
+      const email = `bench-${randomBytes(4).toString('hex')}@example.com`;
+      const created = await runCli(
+        ['user', 'create', '--email', email, '--password', 'correct horse battery staple'],
+        env,
+      );
+      const accountId = Number(/with account (\d+)/.exec(created)?.[1]);
+      if (!accountId) throw new Error(`user create: unexpected output ${created}`);
+      authorization = `Bearer ${(await runCli(['keys', 'create', '--email', email, '--name', 'bench'], env)).trim()}`;
+      brandId = await withPglite(dataDir, async (q) => {
+        const id = await defaultBrandId(q, accountId);
+        await seedContacts(q, { accountId, brandId: id }, n);
+        return id;
+      });
+      sender = await start(senderArgs, env);
+      apiProcess = sender;
+    }
+    console.error(`${engine}: set up and seeded ${n} contacts in ${fmt((now() - t0seed) / 1000, 1)} s`);
+    let url = apiProcess.url;
+    const campaignId = await prepareCampaign(url, authorization, brandId);
+    await sink.reset();
+    // A worker started just now may still be booting: the clock measures sending, not process start.
+    await sleep(2000);
+    let rss = watchPeakRss(sender.child.pid);
+    const apiRss = engine === 'postgres' ? watchPeakRss(apiProcess.child.pid) : null;
     let peakRssMb = 0;
-    await sleep(2000); // let it boot: the clock starts when the campaign goes live, not at process start
-    let workerCpu = -cpuSeconds(worker.child.pid);
-    const pgCpu0 = postgresCpuSeconds();
-    const live = new Date();
+    let workerCpu = -cpuSeconds(sender.child.pid);
+    const apiCpu0 = engine === 'postgres' ? cpuSeconds(apiProcess.child.pid) : 0;
+    const pgCpu = engine === 'postgres' ? watchPostgresCpu(db.query as Query, db.schema as string) : null;
     const t0 = now();
-    const campaignId = await insertCampaign(q, ids, live);
+    const sent = await api<{ status: string }>(
+      url,
+      authorization,
+      'POST',
+      `/v1/my/campaigns/${campaignId}/send`,
+      {
+        confirm_send_to_all: true,
+      },
+    );
+    if (sent.status !== 'live') throw new Error(`send: campaign is ${sent.status}, not live`);
+    let killedAt: number | null = null;
     if (killAtHalf) {
       await waitForDeliveries(sink, Math.floor(n / 2), 60_000);
-      workerCpu += cpuSeconds(worker.child.pid);
-      worker.child.kill('SIGKILL');
-      await new Promise((resolve) => worker.child.once('exit', resolve));
+      workerCpu += cpuSeconds(sender.child.pid);
       peakRssMb = Math.max(peakRssMb, rss.stop());
-      const at = (await sink.stats()).count;
-      console.error(`SIGKILL at ${at} deliveries; restarting`);
-      worker = await startMailwright(['worker'], env);
-      rss = watchPeakRss(worker.child.pid);
-      workerCpu -= cpuSeconds(worker.child.pid);
+      sender.child.kill('SIGKILL');
+      await new Promise((resolve) =>
+        sender.child.exitCode !== null || sender.child.signalCode !== null
+          ? resolve(null)
+          : sender.child.once('exit', resolve),
+      );
+      killedAt = (await sink.stats()).count;
+      console.error(`${engine}: SIGKILL ${senderArgs[0]} at ${killedAt} deliveries; restarting`);
+      sender = await start(senderArgs, env);
+      if (engine === 'pglite') url = sender.url;
+      rss = watchPeakRss(sender.child.pid);
+      workerCpu -= cpuSeconds(sender.child.pid);
     }
     const progress = (s: { count: number }) => console.error(`  … ${s.count} / ${n} at the sink`);
     const stats = await waitForDeliveries(
@@ -232,39 +421,54 @@ export async function runCampaign(sink: SinkClient, n: number, killAtHalf = fals
     );
     // Let the message rows record their outcome and the campaign close.
     let status = '';
-    for (let i = 0; i < 100; i++) {
-      status = (await q('select status from campaigns where id = $1', [campaignId])).rows[0].status;
+    for (let i = 0; i < 150; i++) {
+      status = (await api<{ status: string }>(url, authorization, 'GET', `/v1/my/campaigns/${campaignId}`))
+        .status;
       if (status === 'completed') break;
       await sleep(200);
     }
     peakRssMb = Math.max(peakRssMb, rss.stop());
-    workerCpu += cpuSeconds(worker.child.pid);
-    const pgCpu = postgresCpuSeconds() - pgCpu0;
-    await worker.stop();
-    const ambiguous = Number(
-      (await q('select count(*) from messages where campaign_id = $1 and ambiguous', [campaignId])).rows[0]
-        .count,
-    );
-    const sample = await q('select html from messages where campaign_id = $1 and html is not null limit 1', [
-      campaignId,
-    ]);
+    const apiPeakRssMb = apiRss ? apiRss.stop() : Number.NaN;
+    workerCpu += cpuSeconds(sender.child.pid);
+    const apiCpu = engine === 'postgres' ? cpuSeconds(apiProcess.child.pid) - apiCpu0 : Number.NaN;
+    const pgCpuSeconds = pgCpu ? await pgCpu.stop() : Number.NaN;
+    for (const p of started) await p.stop();
+    const inspect = async (q: Query) => ({
+      ambiguous: Number(
+        (await q('select count(*) as count from messages where campaign_id = $1 and ambiguous', [campaignId]))
+          .rows[0].count,
+      ),
+      sampleHtml: ((
+        await q('select html from messages where campaign_id = $1 and html is not null limit 1', [campaignId])
+      ).rows[0]?.html ?? null) as string | null,
+    });
+    const { ambiguous, sampleHtml } =
+      engine === 'postgres'
+        ? await inspect(db.query as Query)
+        : await withPglite(db.env['DATA_DIR'] as string, inspect);
     const seconds = ((stats.last ?? t0) - t0) / 1000;
+    const perMessage = (cpu: number) => (cpu * 1000) / Math.max(1, stats.count);
     return {
+      engine,
       contacts: n,
       delivered: stats.count,
       seconds,
       perSecond: stats.count / seconds,
       firstDeliveryAfter: ((stats.first ?? t0) - t0) / 1000,
       peakRssMb,
-      workerCpuMsPerMessage: (workerCpu * 1000) / Math.max(1, stats.count),
-      postgresCpuMsPerMessage: (pgCpu * 1000) / Math.max(1, stats.count),
+      apiPeakRssMb,
+      workerCpuMsPerMessage: perMessage(workerCpu),
+      apiCpuMsPerMessage: perMessage(apiCpu),
+      postgresCpuMsPerMessage: perMessage(pgCpuSeconds),
+      killedAt,
       duplicates: stats.duplicates,
       ambiguous,
       status,
       avgBytes: stats.bytes / Math.max(1, stats.count),
-      sampleHtml: (sample.rows[0]?.html as string | undefined) ?? null,
+      sampleHtml,
     };
   } finally {
+    for (const p of started) await p.stop().catch(() => {});
     await db.cleanup();
   }
 }
@@ -356,28 +560,74 @@ export async function sizedHtml(sink: SinkClient, targetBytes: number): Promise<
   return base.repeat(Math.max(1, whole)) + base.slice(0, Math.round((times - whole) * base.length));
 }
 
+const ENGINE_LABEL: Record<Engine, string> = {
+  postgres: 'PostgreSQL: serve --no-worker + worker',
+  pglite: 'PGlite: one serve',
+};
+
 async function main() {
   const n = Number(process.env['BENCH_CONTACTS'] ?? 100_000);
+  const engines = (process.env['BENCH_ENGINES'] ?? 'postgres,pglite')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean) as Engine[];
+  for (const e of engines)
+    if (e !== 'postgres' && e !== 'pglite') throw new Error(`BENCH_ENGINES: unknown engine ${e}`);
   const sink = await startSink();
+  const clean = new Map<Engine, CampaignResult>();
+  const killed = new Map<Engine, CampaignResult>();
+  const emit = (run: string, r: CampaignResult) =>
+    console.log(JSON.stringify({ run, ...r, sampleHtml: undefined }));
   try {
-    console.error(`campaign: ${n} contacts, PostgreSQL`);
-    const ours = await runCampaign(sink, n);
-    console.log(JSON.stringify({ run: 'campaign', ...ours, sampleHtml: undefined }));
-    const html = ours.sampleHtml ?? (await sizedHtml(sink, ours.avgBytes));
-    if (process.env['BENCH_BASELINE'] !== '0') {
-      const base = await runBaseline(sink, n, html);
+    for (const engine of engines) {
+      console.error(`campaign: ${n} contacts, ${ENGINE_LABEL[engine]}`);
+      const r = await runCampaign(sink, n, false, engine);
+      emit(`campaign (${engine})`, r);
+      clean.set(engine, r);
+    }
+    let base: Awaited<ReturnType<typeof runBaseline>> | null = null;
+    const first = [...clean.values()][0];
+    if (process.env['BENCH_BASELINE'] !== '0' && first) {
+      console.error('raw Nodemailer baseline');
+      const html = first.sampleHtml ?? (await sizedHtml(sink, first.avgBytes));
+      base = await runBaseline(sink, n, html);
       console.log(JSON.stringify({ run: 'raw nodemailer', ...base }));
-      console.log(
-        `\n| run | messages | seconds | msg/s | avg bytes | sender CPU ms/msg | PostgreSQL CPU ms/msg | peak RSS MB | dupes | × raw |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n` +
-          `| Mailwright campaign (PostgreSQL) | ${fmt(ours.delivered)} | ${fmt(ours.seconds, 1)} | ${fmt(ours.perSecond)} | ${fmt(ours.avgBytes)} | ${fmt(ours.workerCpuMsPerMessage, 2)} | ${fmt(ours.postgresCpuMsPerMessage, 2)} | ${fmt(ours.peakRssMb)} | ${ours.duplicates} | ${fmt(ours.perSecond / base.perSecond, 2)} |\n` +
-          `| raw Nodemailer (5 conn, 20 in flight) | ${fmt(base.delivered)} | ${fmt(base.seconds, 1)} | ${fmt(base.perSecond)} | ${fmt(base.avgBytes)} | ${fmt(base.cpuMsPerMessage, 2)} | — | — | — | 1.00 |`,
-      );
     }
     if (process.env['BENCH_KILL'] !== '0') {
-      console.error('campaign: SIGKILL at 50 %');
-      const killed = await runCampaign(sink, n, true);
-      console.log(JSON.stringify({ run: 'campaign, killed at 50 %', ...killed, sampleHtml: undefined }));
+      for (const engine of engines) {
+        console.error(`campaign: ${n} contacts, ${ENGINE_LABEL[engine]}, sender SIGKILLed at 50 %`);
+        const r = await runCampaign(sink, n, true, engine);
+        emit(`campaign (${engine}), killed at 50 %`, r);
+        killed.set(engine, r);
+      }
     }
+    const row = (label: string, r: CampaignResult, pg: CampaignResult | undefined) =>
+      `| ${label} | ${fmt(r.delivered)} / ${fmt(r.contacts)} | ${r.status} | ${fmt(r.seconds, 1)} | ${fmt(r.perSecond)} | ` +
+      `${fmt(r.avgBytes)} | ${fmt(r.workerCpuMsPerMessage, 2)} | ${fmt(r.postgresCpuMsPerMessage, 2)} | ` +
+      `${fmt(r.peakRssMb)} | ${fmt(r.apiPeakRssMb)} | ${r.duplicates} / ${r.ambiguous} | ` +
+      `${base ? fmt(r.perSecond / base.perSecond, 2) : '—'} | ` +
+      `${r.engine === 'pglite' && pg ? fmt(r.perSecond / pg.perSecond, 2) : '—'} |`;
+    const lines = [
+      '| run | delivered | campaign | send → last at sink, s | msg/s | bytes/msg | sender CPU ms/msg | PostgreSQL CPU ms/msg | sender peak RSS MB | API peak RSS MB | dupes / ambiguous | × raw | × PostgreSQL |',
+      '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    for (const [engine, r] of clean) lines.push(row(ENGINE_LABEL[engine], r, clean.get('postgres')));
+    if (base)
+      lines.push(
+        `| raw Nodemailer (5 conn, 20 in flight) | ${fmt(base.delivered)} | — | ${fmt(base.seconds, 1)} | ${fmt(base.perSecond)} | ` +
+          `${fmt(base.avgBytes)} | ${fmt(base.cpuMsPerMessage, 2)} | — | — | — | — | 1.00 | — |`,
+      );
+    for (const [engine, r] of killed) {
+      const who = engine === 'postgres' ? 'worker' : 'serve';
+      lines.push(
+        row(
+          `${ENGINE_LABEL[engine]}, ${who} SIGKILLed at ${fmt(r.killedAt ?? 0)} and restarted`,
+          r,
+          killed.get('postgres'),
+        ),
+      );
+    }
+    console.log(`\n${lines.join('\n')}`);
   } finally {
     await sink.close();
   }

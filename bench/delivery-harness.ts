@@ -1,8 +1,8 @@
 /**
- * Shared plumbing of the delivery benchmarks (transactional.ts, rate-limit.ts): the SMTP sink in its
- * own process, a fresh database per run, `mailwright serve` / `worker` as child processes, sign-up
- * and queueing through the HTTP API. Nothing here imports the application: it is driven from outside,
- * as an operator runs it.
+ * Shared plumbing of the delivery benchmarks (transactional.ts, rate-limit.ts, campaign.ts, flows.ts):
+ * the SMTP sink in its own process, a fresh database per run, `mailwright serve` / `worker` and the
+ * operator commands as child processes, sign-up and queueing through the HTTP API. Nothing here
+ * imports the application: it is driven from outside, as an operator runs it.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -180,6 +180,40 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** A Mailwright child's environment: `env` on top of a minimal one (no inherited DATABASE_URL etc.). */
+function childEnv(env: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env['PATH'] ?? '',
+    HOME: process.env['HOME'] ?? '',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ...env,
+  };
+}
+
+/**
+ * Runs a one-shot operator command (`node src/cli.ts <args>`, e.g. `user create …`, `keys create …`)
+ * with `env` and returns its stdout; throws when it exits non-zero.
+ */
+export async function runCli(args: string[], env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'src/cli.ts'), ...args], {
+    cwd: ROOT,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', process.stderr],
+  });
+  let stdout = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  if (code !== 0)
+    throw new Error(`mailwright ${args.slice(0, 2).join(' ')} exited ${code}: ${stdout.trim()}`);
+  return stdout;
+}
+
 export type MailwrightProcess = {
   url: string;
   child: ChildProcess;
@@ -203,14 +237,7 @@ export async function startMailwright(
       : [];
   const child = spawn(process.execPath, [...profile, path.join(ROOT, 'src/cli.ts'), ...args], {
     cwd: ROOT,
-    env: {
-      PATH: process.env['PATH'] ?? '',
-      HOME: process.env['HOME'] ?? '',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
+    env: childEnv({ PORT: String(port), ...env }),
     // The server's log goes to our stderr; our stdout carries only the results.
     stdio: ['ignore', process.stderr, process.stderr],
   });
