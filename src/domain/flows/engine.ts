@@ -684,6 +684,7 @@ export async function runDueFlowSteps(deps: Deps, limit = 500, leaseSeconds = 60
     live.map((l) => l.run.id),
     lease,
   );
+  if (claimed.length > 0) log.debug({ runs: claimed.length, steps: executed }, 'flow steps executed');
   return executed;
 }
 
@@ -695,7 +696,9 @@ export async function runFlowEngine(deps: Deps): Promise<void> {
     // keep enrolling while the outbox has events
   }
   await exitRunsOfEndedFlows(deps.db, deps.clock.now());
-  while ((await runDueFlowSteps(deps)) > 0) {
+  // Run claims share the send worker's lease (WORKER_LEASE_SECONDS), like campaign dispatch claims:
+  // after a crash, that is how long a dead worker's runs wait before another worker takes them over.
+  while ((await runDueFlowSteps(deps, 500, deps.config.worker.leaseSeconds)) > 0) {
     // keep going while runs are due
   }
 }
