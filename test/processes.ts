@@ -60,6 +60,52 @@ export function startWorker(env: Record<string, string>): ChildProcess {
   return child;
 }
 
+/** A worker whose log a test can watch. */
+export type WatchedWorker = {
+  child: ChildProcess;
+  /** Resolves once the worker says it has started (its periodic tasks are running). */
+  ready: Promise<void>;
+  /** Resolves at the next log line (from now) containing `text`. */
+  logged(text: string): Promise<void>;
+};
+
+/**
+ * Starts `mailwright worker` logging at `level` (at least info, for the start line), so a test can
+ * time a kill from what it logs. DEBUG_WORKER=1 shows its output.
+ */
+export function startWatchedWorker(env: Record<string, string>, level = 'info'): WatchedWorker {
+  const child = spawn(process.execPath, ['src/cli.ts', 'worker'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, LOG_LEVEL: level },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr?.on('data', (d) => process.env['DEBUG_WORKER'] && process.stderr.write(d));
+  const waiting: { text: string; resolve: () => void }[] = [];
+  let partial = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    if (process.env['DEBUG_WORKER']) process.stdout.write(d);
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      for (const w of waiting.filter((w) => line.includes(w.text))) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  });
+  const logged = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ text, resolve });
+      child.once('exit', (code, signal) =>
+        reject(new Error(`worker exited (${code ?? signal}) before logging ${text}`)),
+      );
+    });
+  const ready = logged('mailwright worker started');
+  // A worker killed before it started is the caller's doing: no unhandled rejection.
+  ready.catch(() => {});
+  return { child, ready, logged };
+}
+
 export const exited = (child: ChildProcess) =>
   new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
