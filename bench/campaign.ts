@@ -148,6 +148,7 @@ export function workerEnv(db: BenchDatabase, sink: SinkClient): Record<string, s
     ...(process.env['BENCH_WORKER_NODE_OPTIONS']
       ? { NODE_OPTIONS: process.env['BENCH_WORKER_NODE_OPTIONS'] }
       : {}),
+    ...(process.env['MALLOC_ARENA_MAX'] ? { MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] } : {}),
   };
 }
 

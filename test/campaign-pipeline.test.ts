@@ -438,6 +438,30 @@ describeEachEngine(
       assert.equal(row.status, 'paused');
       assert.match(row.pause_reason ?? '', /rejected/);
       assert.equal(await flowStatus(id), 'paused');
+
+      // The same failures among many more sent messages (under half) keep a campaign live; bounces and
+      // suppressions are the recipients' doing and never count.
+      const healthy = await campaign(t, { audience_type: 'all_contacts', dispatched_at: ctx().clock.now() });
+      const message = (i: number, status: 'sent' | 'failed' | 'queued', error_code: string | null) => ({
+        account_id: t.accountId,
+        brand_id: t.brandId,
+        channel: 'email' as const,
+        campaign_id: healthy,
+        to: `h${i}@x.test`,
+        status,
+        error_code,
+      });
+      await db()
+        .insertInto('messages')
+        .values([
+          ...Array.from({ length: 60 }, (_, i) => message(i, 'failed', 'rejected')),
+          ...Array.from({ length: 61 }, (_, i) => message(100 + i, 'sent', null)),
+          ...Array.from({ length: 200 }, (_, i) => message(200 + i, 'failed', 'bounced')),
+          message(999, 'queued', null),
+        ])
+        .execute();
+      assert.deepEqual((await closeOutCampaigns(ctx().services.deps)).paused, []);
+      assert.equal((await campaignRow(healthy)).status, 'live');
     });
   },
   { VERIFIED_SENDER_DOMAINS: 'verified.test' },
