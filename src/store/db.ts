@@ -19,7 +19,7 @@ import * as m012 from './migrations/012-campaigns.ts';
 import * as m013 from './migrations/013-flows.ts';
 import * as m014 from './migrations/014-campaign-flows.ts';
 import * as m015 from './migrations/015-template-compiles.ts';
-import * as m016 from './migrations/016-fillfactor.ts';
+import * as m016 from './migrations/016-send-queue-upkeep.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { Database } from './schema.ts';
 
@@ -95,7 +95,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '013-flows': m013,
   '014-campaign-flows': m014,
   '015-template-compiles': m015,
-  '016-fillfactor': m016,
+  '016-send-queue-upkeep': m016,
 };
 
 /** The names of every migration, in order. */

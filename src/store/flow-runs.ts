@@ -471,3 +471,8 @@ export async function releaseRuns(db: Db, ids: number[], lease: Date): Promise<v
     .where('locked_until', '=', lease)
     .execute();
 }
+
+/** Refreshes the planner's statistics of flow_runs (after a burst of enrolments). */
+export async function refreshFlowRunStatistics(db: Db): Promise<void> {
+  await sql`analyze flow_runs`.execute(db);
+}

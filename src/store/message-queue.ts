@@ -153,6 +153,11 @@ export async function releaseClaims(db: Db, ids: number[], lease: Date): Promise
     .execute();
 }
 
+/** Refreshes the planner's statistics of the send queue (see the campaign dispatcher for why). */
+export async function refreshQueueStatistics(db: Db): Promise<void> {
+  await sql`analyze messages`.execute(db);
+}
+
 /** Brands by id (the worker's batch context; ids come from claimed rows, already tenant-bound). */
 export function brandsByIds(db: Db, ids: number[]): Promise<Brand[]> {
   if (ids.length === 0) return Promise.resolve([]);

@@ -38,6 +38,7 @@ import {
   recordStep,
   recordSteps,
   recordWebhookAttempt,
+  refreshFlowRunStatistics,
   releaseRuns,
   type StepRecord,
   setChannelsSubscribed,
@@ -49,6 +50,8 @@ import { chooseSender } from '../messages/sender.ts';
 import { compileFilters } from '../segments/compiler.ts';
 import { validateFilters } from '../segments/segments.ts';
 
+/** Enrolments in one pass after which the planner's statistics of flow_runs are refreshed. */
+const REFRESH_STATISTICS_AFTER = 1000;
 /** Generated events deeper than this do not trigger more (a loop of flows cannot run away). */
 export const MAX_CHAIN_DEPTH = 5;
 /** Steps one claim may execute back to back before the run is handed back (fairness): rounds of a claim. */
@@ -692,9 +695,16 @@ class LostLease extends Error {}
 
 /** One pass of the engine (the periodic task; tests call it directly). */
 export async function runFlowEngine(deps: Deps): Promise<void> {
-  while ((await enrolFromDomainEvents(deps)).events > 0) {
-    // keep enrolling while the outbox has events
+  let started = 0;
+  for (;;) {
+    const enrolled = await enrolFromDomainEvents(deps);
+    if (enrolled.events === 0) break;
+    started += enrolled.started;
   }
+  // A burst of enrolments (an import, a big list add) grows flow_runs faster than autovacuum analyzes
+  // it; with stale statistics the planner claims due runs by sorting all of them (see the campaign
+  // dispatcher, which does the same for the send queue).
+  if (started >= REFRESH_STATISTICS_AFTER) await refreshFlowRunStatistics(deps.db);
   await exitRunsOfEndedFlows(deps.db, deps.clock.now());
   // Run claims share the send worker's lease (WORKER_LEASE_SECONDS), like campaign dispatch claims:
   // after a crash, that is how long a dead worker's runs wait before another worker takes them over.
