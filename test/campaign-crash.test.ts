@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { type Db, migrate } from '../src/store/db.ts';
 import { ENGINES } from './helpers.ts';
-import { assertDeliveredOnce, exited, startWorker, target, waitFor } from './processes.ts';
+import { assertDeliveredOnce, exited, seedBrand, startWorker, target, waitFor } from './processes.ts';
 import { startSink } from './smtp-sink.ts';
 
 const RECIPIENTS = 10_000;
@@ -20,37 +20,22 @@ const KILLS = 3;
 
 /** One brand with RECIPIENTS subscribed contacts and a campaign scheduled a second ago for all of them. */
 async function seed(db: Db): Promise<number> {
-  const account = await db
-    .insertInto('accounts')
-    .values({ name: 'Campaign crash test', plan: 'enterprise' })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  const brand = await db
-    .insertInto('brands')
-    .values({
-      account_id: account.id,
-      sid: `br_${randomBytes(6).toString('hex')}`,
-      public_key: `pk_${randomBytes(8).toString('hex')}`,
-      company_name: 'Acme',
-      physical_address: '1 Main St',
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  const { accountId, brandId } = await seedBrand(db, 'Campaign crash test', 'enterprise');
   await sql`
     with c as (
       insert into contacts (account_id, brand_id, first_name)
-      select ${account.id}, ${brand.id}, 'Reader ' || g from generate_series(1, ${RECIPIENTS}) g
+      select ${accountId}, ${brandId}, 'Reader ' || g from generate_series(1, ${RECIPIENTS}) g
       returning id, first_name
     )
     insert into contact_channels (contact_id, brand_id, kind, value, subscribed)
-    select id, ${brand.id}, 'email', 'r' || substr(first_name, 8) || '@campaign.test', true from c`.execute(
+    select id, ${brandId}, 'email', 'r' || substr(first_name, 8) || '@campaign.test', true from c`.execute(
     db,
   );
   const template = await db
     .insertInto('templates')
     .values({
-      account_id: account.id,
-      brand_id: brand.id,
+      account_id: accountId,
+      brand_id: brandId,
       name: 'News',
       subject: 'News for {{ first_name }}',
       from_email: 'news@verified.test',
@@ -61,8 +46,8 @@ async function seed(db: Db): Promise<number> {
   const campaign = await db
     .insertInto('campaigns')
     .values({
-      account_id: account.id,
-      brand_id: brand.id,
+      account_id: accountId,
+      brand_id: brandId,
       name: 'Crash',
       status: 'scheduled',
       scheduled_at: new Date(Date.now() - 1000),

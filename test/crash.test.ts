@@ -10,30 +10,17 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { type Db, migrate } from '../src/store/db.ts';
 import { ENGINES } from './helpers.ts';
-import { assertDeliveredOnce, exited, startWorker, target, waitFor } from './processes.ts';
+import { assertDeliveredOnce, exited, seedBrand, startWorker, target, waitFor } from './processes.ts';
 import { startSink } from './smtp-sink.ts';
 
 const TOTAL = 2000;
 /** Creates one account and brand and queues TOTAL transactional emails, one per recipient. */
 async function seed(db: Db): Promise<void> {
-  const account = await db
-    .insertInto('accounts')
-    .values({ name: 'Crash test', plan: 'pro' })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  const brand = await db
-    .insertInto('brands')
-    .values({
-      account_id: account.id,
-      sid: `br_${randomBytes(6).toString('hex')}`,
-      public_key: `pk_${randomBytes(8).toString('hex')}`,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  const { accountId, brandId } = await seedBrand(db, 'Crash test', 'pro', false);
   for (let start = 0; start < TOTAL; start += 500) {
     const rows = Array.from({ length: Math.min(500, TOTAL - start) }, (_, i) => ({
-      account_id: account.id,
-      brand_id: brand.id,
+      account_id: accountId,
+      brand_id: brandId,
       channel: 'email' as const,
       to: `r${start + i}@crash.test`,
       from_email: 'sender@verified.test',

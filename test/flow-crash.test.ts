@@ -16,7 +16,7 @@ import { sql } from 'kysely';
 import { type Db, json, migrate } from '../src/store/db.ts';
 import type { FlowStep } from '../src/store/flows.ts';
 import { ENGINES } from './helpers.ts';
-import { assertDeliveredOnce, exited, startWatchedWorker, target, waitFor } from './processes.ts';
+import { assertDeliveredOnce, exited, seedBrand, startWatchedWorker, target, waitFor } from './processes.ts';
 import { parseMessage, type Received, startSink } from './smtp-sink.ts';
 
 const CONTACTS = 2000;
@@ -36,37 +36,22 @@ const STEPS: FlowStep[] = [
 
 /** One brand, CONTACTS subscribed contacts (even ones VIPs), the active flow and one trigger event each. */
 async function seed(db: Db): Promise<number> {
-  const account = await db
-    .insertInto('accounts')
-    .values({ name: 'Flow crash test', plan: 'enterprise' })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  const brand = await db
-    .insertInto('brands')
-    .values({
-      account_id: account.id,
-      sid: `br_${randomBytes(6).toString('hex')}`,
-      public_key: `pk_${randomBytes(8).toString('hex')}`,
-      company_name: 'Acme',
-      physical_address: '1 Main St',
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  const { accountId, brandId } = await seedBrand(db, 'Flow crash test', 'enterprise');
   await sql`
     with c as (
       insert into contacts (account_id, brand_id, first_name, data)
-      select ${account.id}, ${brand.id}, 'Reader ' || g,
+      select ${accountId}, ${brandId}, 'Reader ' || g,
              case when g % 2 = 0 then '{"tier": "vip"}'::jsonb else '{"tier": "regular"}'::jsonb end
         from generate_series(1, ${CONTACTS}) g
       returning id, first_name
     )
     insert into contact_channels (contact_id, brand_id, kind, value, subscribed)
-    select id, ${brand.id}, 'email', 'r' || substr(first_name, 8) || '@flow.test', true from c`.execute(db);
+    select id, ${brandId}, 'email', 'r' || substr(first_name, 8) || '@flow.test', true from c`.execute(db);
   const flow = await db
     .insertInto('flows')
     .values({
-      account_id: account.id,
-      brand_id: brand.id,
+      account_id: accountId,
+      brand_id: brandId,
       name: 'Crash flow',
       status: 'active',
       trigger_event: 'crash_signup',
@@ -85,8 +70,8 @@ async function seed(db: Db): Promise<number> {
     await db
       .insertInto('templates')
       .values({
-        account_id: account.id,
-        brand_id: brand.id,
+        account_id: accountId,
+        brand_id: brandId,
         name: subject,
         subject,
         from_email: 'flows@verified.test',
@@ -100,7 +85,7 @@ async function seed(db: Db): Promise<number> {
   await sql`
     insert into domain_events (account_id, brand_id, contact_id, kind, payload)
     select account_id, brand_id, id, 'event', '{"event": "crash_signup", "data": {}}'
-      from contacts where brand_id = ${brand.id}`.execute(db);
+      from contacts where brand_id = ${brandId}`.execute(db);
   return flow.id;
 }
 

@@ -125,6 +125,31 @@ export async function waitFor(
 }
 
 /** A message row as the crash tests read it back. */
+/** One account and brand for a crash test (legal footer set when `legal`, as marketing mail needs). */
+export async function seedBrand(
+  db: Db,
+  name: string,
+  plan: 'pro' | 'enterprise',
+  legal = true,
+): Promise<{ accountId: number; brandId: number }> {
+  const account = await db
+    .insertInto('accounts')
+    .values({ name, plan })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const brand = await db
+    .insertInto('brands')
+    .values({
+      account_id: account.id,
+      sid: `br_${randomBytes(6).toString('hex')}`,
+      public_key: `pk_${randomBytes(8).toString('hex')}`,
+      ...(legal ? { company_name: 'Acme', physical_address: '1 Main St' } : {}),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return { accountId: account.id, brandId: brand.id };
+}
+
 export type DeliveredRow = { to: string; ambiguous: boolean; provider_id?: string | null };
 
 /**
