@@ -7,12 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { type Db, migrate } from '../src/store/db.ts';
 import { ENGINES } from './helpers.ts';
-import { assertDeliveredOnce, exited, seedBrand, startWorker, target, waitFor } from './processes.ts';
+import {
+  assertDeliveredOnce,
+  crashWorkerEnv,
+  exited,
+  seedBrand,
+  startWorker,
+  target,
+  waitFor,
+} from './processes.ts';
 import { startSink } from './smtp-sink.ts';
 
 const RECIPIENTS = 10_000;
@@ -88,15 +95,7 @@ describe('campaign crash safety: SIGKILL three times during a 10,000-recipient c
         await migrate(setup.db);
         const campaignId = await seed(setup.db);
         await setup.close();
-        const env = {
-          ...t.env,
-          SECRET_KEY: randomBytes(32).toString('hex'),
-          SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
-          VERIFIED_SENDER_DOMAINS: 'verified.test',
-          WORKER_CONCURRENCY: '20',
-          WORKER_LEASE_SECONDS: '2',
-          LOG_LEVEL: 'silent',
-        };
+        const env = crashWorkerEnv(t.env, sink.port, { VERIFIED_SENDER_DOMAINS: 'verified.test' });
         const start = () => Array.from({ length: workers }, () => startWorker(env));
         let running: ChildProcess[] = start();
 

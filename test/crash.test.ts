@@ -6,11 +6,18 @@
  * same Message-ID, so they can be traced).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { type Db, migrate } from '../src/store/db.ts';
 import { ENGINES } from './helpers.ts';
-import { assertDeliveredOnce, exited, seedBrand, startWorker, target, waitFor } from './processes.ts';
+import {
+  assertDeliveredOnce,
+  crashWorkerEnv,
+  exited,
+  seedBrand,
+  startWorker,
+  target,
+  waitFor,
+} from './processes.ts';
 import { startSink } from './smtp-sink.ts';
 
 const TOTAL = 2000;
@@ -42,14 +49,7 @@ describe('crash safety: kill -9 mid-send and restart', () => {
         await seed(setup.db);
         await setup.close();
 
-        const env = {
-          ...t.env,
-          SECRET_KEY: randomBytes(32).toString('hex'),
-          SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
-          WORKER_CONCURRENCY: '20',
-          WORKER_LEASE_SECONDS: '2',
-          LOG_LEVEL: 'silent',
-        };
+        const env = crashWorkerEnv(t.env, sink.port);
         const first = startWorker(env);
         await waitFor('the first deliveries', () => sink.received.length >= TOTAL / 4, 60_000);
         first.kill('SIGKILL');

@@ -10,13 +10,20 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { type Db, json, migrate } from '../src/store/db.ts';
 import type { FlowStep } from '../src/store/flows.ts';
 import { ENGINES } from './helpers.ts';
-import { assertDeliveredOnce, exited, seedBrand, startWatchedWorker, target, waitFor } from './processes.ts';
+import {
+  assertDeliveredOnce,
+  crashWorkerEnv,
+  exited,
+  seedBrand,
+  startWatchedWorker,
+  target,
+  waitFor,
+} from './processes.ts';
 import { parseMessage, type Received, startSink } from './smtp-sink.ts';
 
 const CONTACTS = 2000;
@@ -135,15 +142,11 @@ describe('flow crash safety: SIGKILL during a 2,000-contact flow with a wait and
         await migrate(setup.db);
         const flowId = await seed(setup.db);
         await setup.close();
-        const env = {
-          ...t.env,
-          SECRET_KEY: randomBytes(32).toString('hex'),
-          SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
+        // Flow run claims share the 2-second lease: a dead worker's runs are taken over after 2 s.
+        const env = crashWorkerEnv(t.env, sink.port, {
           VERIFIED_SENDER_DOMAINS: 'verified.test',
           WORKER_CONCURRENCY: String(CONCURRENCY),
-          // Flow run claims share this lease: a dead worker's runs are taken over after 2 s.
-          WORKER_LEASE_SECONDS: '2',
-        };
+        });
         const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
         let claimed: Promise<void> = Promise.resolve();
         /** Starts the workers (logging each pass of the flow engine); resolves once they run. */

@@ -49,6 +49,27 @@ export async function target(engine: Engine): Promise<Target> {
   };
 }
 
+/**
+ * The environment of a crash test's workers: the target database, a fresh SECRET_KEY shared by every
+ * worker of the test, SMTP to the sink, 20 in flight and a 2-second lease (a killed worker's claims
+ * are taken over quickly), silent logs; `extra` adds or overrides.
+ */
+export function crashWorkerEnv(
+  targetEnv: Record<string, string>,
+  sinkPort: number,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    ...targetEnv,
+    SECRET_KEY: randomBytes(32).toString('hex'),
+    SMTP_URL: `smtp://127.0.0.1:${sinkPort}`,
+    WORKER_CONCURRENCY: '20',
+    WORKER_LEASE_SECONDS: '2',
+    LOG_LEVEL: 'silent',
+    ...extra,
+  };
+}
+
 /** Starts `mailwright worker`; DEBUG_WORKER=1 shows its output (it logs at `env.LOG_LEVEL`). */
 export function startWorker(env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, ['src/cli.ts', 'worker'], {
