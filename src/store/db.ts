@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
-import { Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
+import { DEFAULT_MIGRATION_TABLE, Kysely, type Migration, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import * as m001 from './migrations/001-foundation.ts';
 import * as m002 from './migrations/002-brand-scrapes.ts';
@@ -110,6 +110,10 @@ export function migrationNames(): string[] {
 export async function migrate(db: Db): Promise<string[]> {
   const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
   const schema = rows[0]?.schema ?? 'public';
+  // Every process start migrates. When nothing is pending (the usual case) this schema-scoped read
+  // answers without Kysely's migrator, which introspects the tables of every schema — slower, and on
+  // a PostgreSQL shared with other schemas being dropped concurrently (the test suite) able to fail.
+  if (await allApplied(db, schema)) return [];
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => MIGRATIONS },
@@ -120,6 +124,19 @@ export async function migrate(db: Db): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** True when this schema's migration bookkeeping lists every migration. */
+async function allApplied(db: Db, schema: string): Promise<boolean> {
+  const { rows: found } = await sql<{ t: string | null }>`
+    select to_regclass(quote_ident(${schema}) || '.' || quote_ident(${DEFAULT_MIGRATION_TABLE}))::text as t`.execute(
+    db,
+  );
+  if (!found[0]?.t) return false;
+  const { rows: applied } = await sql<{ name: string }>`
+    select name from ${sql.table(`${schema}.${DEFAULT_MIGRATION_TABLE}`)}`.execute(db);
+  const names = new Set(applied.map((r) => r.name));
+  return migrationNames().every((name) => names.has(name));
 }
 
 /** True when the database answers a trivial query. */
